@@ -1,0 +1,199 @@
+"""The ``synthaug`` command. Thin: parses arguments and calls the public API."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import SynthaugError
+
+
+def _friendly(fn):
+    """Turn SynthaugError into 'Error: ...' and exit code 2, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SynthaugError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _parse_shard(value: str | None):
+    if value is None:
+        return None
+    try:
+        i, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("use i/n, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise click.BadParameter(f"shard {value}: need 0 <= i < n")
+    return i, n
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="synthaug")
+def main():
+    """Paired synthetic augmentation (image + lesion mask) for segmentation trainers."""
+
+
+# ----------------------------------------------------------------------------- convert
+@main.group()
+def convert():
+    """Convert a public data set to an nnU-Net v2 raw folder (2D PNG, labels {0,1})."""
+
+
+@convert.command("busi")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst_raw", type=click.Path(path_type=Path))
+@click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
+@click.option("--name", default="BUSI", show_default=True, help="Dataset name after DatasetNNN_.")
+@click.option("--size", type=int, default=None, help="Resize every case to SIZE x SIZE (e.g. 128, 256).")
+@click.option("--split", "split_file", type=click.Path(path_type=Path), default=None,
+              help="Split JSON (default: SRC/split.json).")
+@_friendly
+def convert_busi_cmd(src, dst_raw, dataset_id, name, size, split_file):
+    """BUSI (Al-Dhabyani et al. 2020): SRC is the folder holding Dataset_BUSI_with_GT and split.json."""
+    from .io.public_sets import convert_busi
+
+    out = convert_busi(src, dst_raw, dataset_id=dataset_id, name=name, size=size, split_file=split_file)
+    click.echo(str(out))
+
+
+@convert.command("stu")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst_raw", type=click.Path(path_type=Path))
+@click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
+@click.option("--name", default="STU", show_default=True, help="Dataset name after DatasetNNN_.")
+@click.option("--size", type=int, default=None, help="Resize every case to SIZE x SIZE.")
+@_friendly
+def convert_stu_cmd(src, dst_raw, dataset_id, name, size):
+    """STU-Hospital (Zhuang et al. 2019): SRC holds Hospital/ (or is it). Written as a test set."""
+    from .io.public_sets import convert_stu
+
+    out = convert_stu(src, dst_raw, dataset_id=dataset_id, name=name, size=size)
+    click.echo(str(out))
+
+
+# ----------------------------------------------------------------------------- expand / revert / splits
+@main.command()
+@click.argument("raw_dataset", type=click.Path(path_type=Path))
+@click.option("--ratio", type=float, required=True, help="Synthetic cases per real training case (0 < r <= 10).")
+@click.option("--generator", "generator", default="pig", show_default=True, help="Registered name or checkpoint folder.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--steps", type=int, default=None, help="Sampler steps (generator default if unset).")
+@click.option("--shard", default=None, help="Generate only part i of n (i/n); run without --shard to merge.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@_friendly
+def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run):
+    """Add round(RATIO x real cases) synthetic cases to RAW_DATASET's imagesTr/labelsTr."""
+    from .expand import expand as run
+
+    report = run(raw_dataset, ratio=ratio, generator=generator, seed=seed, batch_size=batch_size,
+                 device=device, steps=steps, shard=_parse_shard(shard), dry_run=dry_run)
+    click.echo(json.dumps(report, indent=2))
+
+
+@main.command()
+@click.argument("raw_dataset", type=click.Path(path_type=Path))
+@_friendly
+def revert(raw_dataset):
+    """Remove every synthetic case and restore dataset.json (and splits) exactly."""
+    from .expand import revert as run
+
+    click.echo(json.dumps(run(raw_dataset), indent=2))
+
+
+@main.command()
+@click.argument("raw_dataset", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="splits_final.json to write (default: $nnUNet_preprocessed/DatasetXXX/splits_final.json).")
+@click.option("--folds", type=int, default=5, show_default=True)
+@_friendly
+def splits(raw_dataset, out, folds):
+    """Write nnU-Net folds over real cases only; synthetic cases join every fold's train list."""
+    from .expand import write_splits
+
+    click.echo(str(write_splits(raw_dataset, out=out, folds=folds)))
+
+
+@main.command("generators")
+def generators_cmd():
+    """List registered generators and whether their checkpoint is installed."""
+    from .pipelines.base import list_generators
+
+    for row in list_generators():
+        state = "installed" if row["installed"] else "not installed"
+        click.echo(f"{row['name']:<8} {state:<14} conditions={','.join(row['conditions']) or '-'}  {row['default_checkpoint']}")
+
+
+# ----------------------------------------------------------------------------- train / sample
+@main.command()
+@click.argument("kind")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="nnU-Net raw folder or the BUSI release folder (default: $SYNTHAUG_DATA/BUSI, train split).")
+@click.option("--profile", default="cpu-128", show_default=True, help="Recipe profile (recipes/KIND-PROFILE.yaml) or a YAML path.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (states, log, final checkpoint).")
+@click.option("--steps", type=int, default=None, help="Override the recipe's step count.")
+@click.option("--batch-size", type=int, default=None, help="Override the recipe's batch size.")
+@click.option("--max-minutes", type=float, default=None, help="Stop and export after this wall time; rerun to resume.")
+@click.option("--resume/--no-resume", default=True, show_default=True)
+@_friendly
+def train(kind, data, profile, out, steps, batch_size, max_minutes, resume):
+    """Train generator KIND (pig, ddpm-image) with a recipe; resumable, accelerate-ready."""
+    from .paths import data_root
+    from .training.cards import write_train_card
+    from .training.data import training_dataset
+    from .training.loop import train as run
+    from .training.objectives import create_objective
+    from .training.recipes import load_recipe, train_config
+
+    recipe = load_recipe(kind, profile)
+    data = data or data_root() / "BUSI"
+    cfg = train_config(recipe, steps=steps, batch_size=batch_size, max_minutes=max_minutes)
+    objective = create_objective(recipe["objective"], recipe["model"])
+    dataset = training_dataset(data, size=recipe.get("data", {}).get("size", 128))
+    final = run(objective, dataset, cfg, out, resume=resume)
+    write_train_card(final, recipe, data=data, n_cases=len(dataset))
+    click.echo(str(final))
+
+
+@main.command()
+@click.option("--generator", "generator", default="pig", show_default=True, help="Registered name or checkpoint folder.")
+@click.option("-n", "n", type=int, default=16, show_default=True, help="Number of pairs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--type", "tumour_type", type=click.Choice(["benign", "malignant", "mixed"]), default="mixed",
+              show_default=True, help="Tumour type for class-conditional generators (mixed alternates).")
+@click.option("--box", default=None, help="Bounding box x0,y0,x1,y1 in [0,1] for box-conditioned generators.")
+@click.option("--steps", type=int, default=None, help="Sampler steps (checkpoint default if unset).")
+@click.option("--scheduler", type=click.Choice(["ddim", "dpm++", "unipc"]), default=None)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@_friendly
+def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device):
+    """Write N generated pairs (images/, masks/, pairs.json) and a preview grid PNG."""
+    from .sampling import sample_to_folder
+
+    box_t = None
+    if box:
+        try:
+            box_t = tuple(float(v) for v in box.split(","))
+            assert len(box_t) == 4
+        except (ValueError, AssertionError):
+            raise click.BadParameter("--box takes four numbers x0,y0,x1,y1") from None
+    folder = sample_to_folder(generator, n, out, seed=seed, tumour_type=tumour_type, box=box_t, steps=steps,
+                              scheduler=scheduler, batch_size=batch_size, device=device)
+    click.echo(str(folder))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reading, converting and validating data on disk. Knows nothing of models."""

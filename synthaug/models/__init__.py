@@ -1,0 +1,1 @@
+"""Model builders. Every network is a diffusers ModelMixin (save_pretrained/from_pretrained)."""

@@ -1,0 +1,23 @@
+"""Where synthaug finds data, shipped checkpoints and recipes."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    """Public data sets (BUSI, STU): ``$SYNTHAUG_DATA``, default ``../shared/data`` next to the repo."""
+    env = os.environ.get("SYNTHAUG_DATA")
+    return Path(env) if env else (REPO_ROOT.parent / "shared" / "data")
+
+
+def checkpoints_root() -> Path:
+    """Shipped checkpoints: ``$SYNTHAUG_CHECKPOINTS``, default ``checkpoints/`` in the repo."""
+    env = os.environ.get("SYNTHAUG_CHECKPOINTS")
+    return Path(env) if env else REPO_ROOT / "checkpoints"
+
+
+def recipes_root() -> Path:
+    return REPO_ROOT / "recipes"

@@ -1,0 +1,137 @@
+"""PIG: Paired Image Generation with diffusion-guided diffusion (Zhang et al., MICCAI 2025).
+
+Two diffusers ``UNet2DModel``s share one noise schedule:
+- ``model_x`` (the guider) predicts the noise of the mask x_t given the noisy image y_t;
+- ``model_y`` predicts the noise of the image y_t given a clean mask (at sampling
+  time, the guider's one-step prediction x0_hat).
+Sampling (Algorithm 2, sigma_t = 0) steps both chains with two copies of one
+diffusers scheduler, so DDIM and DPM-Solver++ are interchangeable.
+An optional class embedding (benign / malignant / null) lets pairs carry a label.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DiffusionPipeline, UNet2DModel
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+
+from .base import GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, register_generator
+from .saving import save_pipeline
+from .schedulers import make_scheduler
+
+
+def predict_x0(sample: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """One-step clean estimate from an epsilon prediction, clipped to the data range [-1, 1]."""
+    a = alpha_bar.view(-1, 1, 1, 1).to(sample.dtype)
+    return ((sample - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+
+
+def class_labels_for(model: UNet2DModel, labels: Sequence[str | None], device) -> torch.Tensor | None:
+    """Class ids for a class-conditional U-Net: benign 0, malignant 1, unknown -> null (last id)."""
+    n = model.config.num_class_embeds
+    if not n:
+        return None
+    null = n - 1
+    ids = [LABELS.index(l) if l in LABELS else null for l in labels]
+    return torch.tensor(ids, device=device, dtype=torch.long)
+
+
+class PIGPipeline(DiffusionPipeline):
+    """Joint sampler of (mask, image) pairs; saved and loaded as one diffusers folder."""
+
+    def __init__(self, model_x: UNet2DModel, model_y: UNet2DModel, scheduler):
+        super().__init__()
+        self.register_modules(model_x=model_x, model_y=model_y, scheduler=scheduler)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = 256,
+        scheduler: str = "ddim",
+        labels: Sequence[str | None] | None = None,
+        bf16: bool = True,
+        progress: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (masks, images) in [-1, 1] at the model resolution, shape (B, 1, H, W)."""
+        device = self.model_x.device
+        res = self.model_x.config.sample_size
+        shape = (batch_size, self.model_x.config.out_channels, res, res)
+        x = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        y = randn_tensor((batch_size, self.model_y.config.out_channels, res, res), generator=generator,
+                         device=device, dtype=torch.float32)
+        labels = list(labels) if labels is not None else [None] * batch_size
+        cls_x = class_labels_for(self.model_x, labels, device)
+        cls_y = class_labels_for(self.model_y, labels, device)
+        sched_x, sched_y = make_scheduler(scheduler, self.scheduler.config), make_scheduler(scheduler, self.scheduler.config)
+        sched_x.set_timesteps(num_inference_steps, device=device)
+        sched_y.set_timesteps(num_inference_steps, device=device)
+        alphas = sched_x.alphas_cumprod.to(device)
+        amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+        for t in tqdm(sched_x.timesteps, desc=f"PIG {scheduler}", disable=not progress, leave=False):
+            tt = t.expand(batch_size)
+            with amp:
+                eps_x = self.model_x(torch.cat([x, y], 1), tt, class_labels=cls_x).sample.float()
+            x0_hat = predict_x0(x, eps_x, alphas[tt])
+            with amp:
+                eps_y = self.model_y(torch.cat([x0_hat, y], 1), tt, class_labels=cls_y).sample.float()
+            x = sched_x.step(eps_x, t, x).prev_sample
+            y = sched_y.step(eps_y, t, y).prev_sample
+        return x.clamp(-1, 1), y.clamp(-1, 1)
+
+
+def to_pairs(masks: torch.Tensor, images: torch.Tensor, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Upsample model-resolution outputs to ``size``; the mask is thresholded after bilinear upsampling."""
+    if masks.shape[-1] != size:
+        masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
+        images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
+    imgs = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()[:, 0]
+    msks = (masks > 0).to(torch.uint8).cpu().numpy()[:, 0]
+    return list(zip(imgs, msks))
+
+
+@register_generator("pig", default_checkpoint="pig-busi-128")
+class PigGenerator(PairGenerator):
+    """The registered "pig" generator: a PIGPipeline plus sampling defaults from synthaug.json."""
+
+    required_files = (GENERATOR_INFO, "model_index.json", "model_x", "model_y", "scheduler")
+
+    def __init__(self, pipe: PIGPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
+                 bf16: bool = True):
+        self.pipe = pipe
+        self.info = info
+        self.resolution = int(info.get("output_size", pipe.model_x.config.sample_size))
+        self.steps = int(steps or info.get("default_steps", 256))
+        self.scheduler = scheduler or info.get("default_scheduler", "ddim")
+        self.bf16 = bf16
+        self.conditions = frozenset({"label"}) if pipe.model_x.config.num_class_embeds else frozenset()
+
+    @classmethod
+    def from_pretrained(cls, path, device: str = "cpu", steps: int | None = None, scheduler: str | None = None,
+                        bf16: bool = True, **kwargs):
+        path = Path(path)
+        pipe = PIGPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
+        info = json.loads((path / GENERATOR_INFO).read_text())
+        return cls(pipe, info, steps=steps, scheduler=scheduler, bf16=bf16)
+
+    def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        labels = [c.label for c in conditions]
+        masks, images = self.pipe(len(seeds), generator=gens, num_inference_steps=self.steps,
+                                  scheduler=self.scheduler, labels=labels, bf16=self.bf16, progress=False)
+        return [
+            Pair(img, msk, {"label": lab, "steps": self.steps, "scheduler": self.scheduler})
+            for (img, msk), lab in zip(to_pairs(masks, images, self.resolution), labels)
+        ]
+
+
+def save_pig(pipe: PIGPipeline, path: str | Path, info: dict, fp16: bool = True) -> Path:
+    """Save a PIG checkpoint folder: diffusers layout (fp16 safetensors) + synthaug.json."""
+    return save_pipeline(pipe, path, {"generator": "pig", **info}, fp16=fp16)

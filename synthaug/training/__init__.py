@@ -1,0 +1,1 @@
+"""One training loop (``loop.train``) for every generator; objectives say what is learned."""

@@ -1,0 +1,32 @@
+"""Model cards: a short README.md in every exported checkpoint folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..pipelines.base import GENERATOR_INFO
+
+
+def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: dict | None = None) -> Path:
+    """Data, recipe, steps, wall time (from synthaug.json) and any metrics measured so far."""
+    folder = Path(folder)
+    info = json.loads((folder / GENERATOR_INFO).read_text())
+    lines = [
+        f"# {folder.parent.name if folder.name == 'final' else folder.name}",
+        "",
+        f"- objective: `{recipe['objective']}`, recipe `recipes/{recipe['name']}.yaml`",
+        f"- data: `{data}` ({n_cases} training cases; BUSI is read through split.json, train split only)",
+        f"- steps: {info.get('steps')} at batch {info.get('batch_size')}, {info.get('mixed_precision')} autocast, EMA {info.get('ema_decay')}",
+        f"- wall time: {info.get('train_minutes')} min of training",
+        f"- model resolution {info.get('resolution')} px, output {info.get('output_size')} px",
+        "",
+        "## Settings",
+        "```json",
+        json.dumps(recipe["model"], indent=2),
+        "```",
+    ]
+    if metrics:
+        lines += ["", "## Metrics", "```json", json.dumps(metrics, indent=2), "```"]
+    path = folder / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,167 @@
+"""The single training loop behind every recipe.
+
+An *objective* owns its models and knows its loss and how to export a
+checkpoint; this loop owns everything else: accelerate (multi-GPU with
+``accelerate launch``/``torchrun``, bf16 autocast on CPU), an infinite
+shuffled loader, EMA, periodic resumable state, loss logging and export.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    betas: tuple = (0.9, 0.999)
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    mixed_precision: str = "bf16"  # "no" | "bf16" | "fp16"
+    ema_decay: float | None = 0.999
+    save_every: int = 250
+    log_every: int = 25
+    keep_states: int = 2
+    num_workers: int = 0
+    seed: int = 0
+    max_minutes: float | None = None  # stop (and export) after this wall time; resume continues
+    extra: dict = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    def trainable(self) -> dict[str, torch.nn.Module]: ...
+
+    def loss(self, batch: dict, models: dict[str, torch.nn.Module]) -> tuple[torch.Tensor, dict]: ...
+
+    def export(self, models: dict[str, torch.nn.Module], out: Path, info: dict) -> Path: ...
+
+
+def _infinite(loader):
+    epoch = 0
+    while True:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _latest_state(states_dir: Path) -> Path | None:
+    states = sorted(states_dir.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    return states[-1] if states else None
+
+
+def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resume: bool = True) -> Path:
+    """Train ``objective`` on ``dataset`` into ``out``; returns the exported checkpoint folder.
+
+    ``out/states/step_N`` hold resumable accelerate states, ``out/log.jsonl`` the
+    losses, ``out/final`` the exported checkpoint (EMA weights when EMA is on).
+    """
+    out = Path(out)
+    states_dir = out / "states"
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    set_seed(cfg.seed)
+    models = objective.trainable()
+    params = [p for m in models.values() for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
+                        num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+    names = list(models)
+    prepared = acc.prepare(*[models[n] for n in names], opt, loader, sched)
+    models = dict(zip(names, prepared[: len(names)]))
+    opt, loader, sched = prepared[len(names):]
+    ema = None
+    if cfg.ema_decay:
+        ema = {n: EMAModel(acc.unwrap_model(m).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
+               for n, m in models.items()}
+        for e in ema.values():
+            acc.register_for_checkpointing(e)
+
+    step, seconds_before = 0, 0.0
+    if resume and (last := _latest_state(states_dir)) is not None:
+        acc.load_state(str(last))
+        step = int(last.name.split("_")[1])
+        seconds_before = json.loads((last / "progress.json").read_text())["train_seconds"]
+        acc.print(f"resumed from {last}")
+    elif states_dir.exists() and not resume:
+        shutil.rmtree(states_dir)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+
+    def save_state():
+        acc.save_state(str(states_dir / f"step_{step}"))
+        if acc.is_main_process:
+            progress = {"step": step, "train_seconds": seconds_before + time.time() - t0}
+            (states_dir / f"step_{step}" / "progress.json").write_text(json.dumps(progress))
+            for old in sorted(states_dir.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[: -cfg.keep_states]:
+                shutil.rmtree(old)
+
+    t0, start_step = time.time(), step
+    running: dict[str, float] = {}
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not acc.is_main_process, dynamic_ncols=True)
+    batches = _infinite(loader)
+    while step < cfg.steps:
+        batch = next(batches)
+        for m in models.values():
+            m.train()
+        with acc.autocast():
+            loss, logs = objective.loss(batch, models)
+        acc.backward(loss)
+        if cfg.grad_clip:
+            acc.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if ema:
+            for n, m in models.items():
+                ema[n].step(acc.unwrap_model(m).parameters())
+        step += 1
+        for k, v in {"loss": loss.item(), **logs}.items():
+            running[k] = running.get(k, 0.0) + float(v)
+        bar.update(1)
+        if step % cfg.log_every == 0 and acc.is_main_process:
+            rec = {k: v / cfg.log_every for k, v in running.items()}
+            rec.update(step=step, lr=sched.get_last_lr()[0], sec_per_step=(time.time() - t0) / max(1, step - start_step))
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            bar.set_postfix(loss=f"{rec['loss']:.4f}")
+            running = {}
+        out_of_time = cfg.max_minutes is not None and (time.time() - t0) / 60 > cfg.max_minutes
+        if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
+            save_state()
+        if out_of_time:
+            acc.print(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached (resume continues)")
+            break
+    bar.close()
+
+    acc.wait_for_everyone()
+    final = out / "final"
+    if acc.is_main_process:
+        export_models = {n: acc.unwrap_model(m) for n, m in models.items()}
+        if ema:
+            for n, m in export_models.items():
+                ema[n].store(m.parameters())
+                ema[n].copy_to(m.parameters())
+        info = {"steps": step, "train_minutes": round((seconds_before + time.time() - t0) / 60, 1),
+                "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": cfg.mixed_precision}
+        objective.export(export_models, final, info)
+        if ema:
+            for n, m in export_models.items():
+                ema[n].restore(m.parameters())
+    return final
+

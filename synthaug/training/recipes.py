@@ -1,0 +1,42 @@
+"""Recipes: one YAML per generator and profile (``recipes/<kind>-<profile>.yaml``).
+
+A recipe has three sections: ``objective`` (what is trained), ``model`` (the
+objective's constructor arguments) and ``train`` (``TrainConfig`` fields), plus
+``data.size`` (the square size cases are loaded at). Command-line overrides
+are applied on top, so a profile is a starting point, never a copy to edit.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from ..errors import SynthaugError
+from ..paths import recipes_root
+from .loop import TrainConfig
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in recipes_root().glob("*.yaml"))
+
+
+def load_recipe(kind: str, profile: str) -> dict:
+    path = Path(profile) if profile.endswith((".yaml", ".yml")) else recipes_root() / f"{kind}-{profile}.yaml"
+    if not path.is_file():
+        raise SynthaugError(f"no recipe {path.name}; available: {', '.join(list_recipes())}")
+    recipe = yaml.safe_load(path.read_text()) or {}
+    for key in ("objective", "model", "train"):
+        if key not in recipe:
+            raise SynthaugError(f"recipe {path} lacks the section {key!r}")
+    recipe["name"] = path.stem
+    return recipe
+
+
+def train_config(recipe: dict, **overrides) -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    values = {**recipe["train"], **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = set(values) - known
+    if unknown:
+        raise SynthaugError(f"unknown train settings {sorted(unknown)} in recipe {recipe.get('name')}")
+    return TrainConfig(**values)
