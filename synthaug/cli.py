@@ -195,5 +195,23 @@ def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_si
     click.echo(str(folder))
 
 
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
+@click.option("--generator", "generator", default="pig", show_default=True, help="Registered name or checkpoint folder.")
+@click.option("-n", "n", type=int, default=16, show_default=True, help="Base cases to write.")
+@click.option("--ratio", type=float, default=0.25, show_default=True)
+@click.option("--steps", type=int, default=None, help="Sampler steps (checkpoint default if unset).")
+@click.option("--scheduler", type=click.Choice(["ddim", "dpm++", "unipc"]), default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@_friendly
+def demo(out, generator, n, ratio, steps, scheduler, seed, device):
+    """Main job on the shipped checkpoint: generated cases -> nnU-Net raw folder -> expand -> preview.png."""
+    from .demo import run_demo
+
+    click.echo(json.dumps(run_demo(out, generator=generator, n=n, ratio=ratio, seed=seed, steps=steps,
+                                   scheduler=scheduler, device=device), indent=2))
+
+
 if __name__ == "__main__":
     main()

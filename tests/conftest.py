@@ -11,6 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from synthaug.paths import data_root
+
+# Tests use tiny models: one intra-op thread avoids OpenMP thrashing when the
+# two cores are shared (CI runs the suite alone; sessions train beside it).
+torch.set_num_threads(1)
 from synthaug.pipelines.base import GENERATOR_INFO, Pair, PairGenerator, register_generator
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
@@ -72,6 +73,9 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
     """
     out = Path(out)
     states_dir = out / "states"
+    # AcceleratorState is a process-wide singleton; a second run in one process
+    # (tests, benchmarks) may ask for another precision, so start it afresh.
+    AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
     models = objective.trainable()

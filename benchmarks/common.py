@@ -1,0 +1,57 @@
+"""What every benchmark shares: the BUSI split (with a validation part carved from train),
+STU, and writing results as JSON + Markdown next to the command that produced them."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from synthaug.data.datasets import PairDataset
+from synthaug.errors import SynthaugError
+from synthaug.paths import data_root
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def busi_sets(size: int = 128, val_fraction: float = 0.2, seed: int = 0, transform=None) -> dict:
+    """{"train", "val", "test" (None while the BUSI test images are withheld), "test_name"}.
+
+    "val" is a stratified part of the official train split; when the test
+    images are absent, it is the internal test set and is labelled as such.
+    """
+    root = data_root() / "BUSI"
+    full = PairDataset.from_busi(root, split="train", size=size)
+    idx_train, idx_val = train_test_split(np.arange(len(full)), test_size=val_fraction, stratify=full.labels,
+                                          random_state=seed)
+    try:
+        test = PairDataset.from_busi(root, split="test", size=size)
+    except SynthaugError:  # the test images are withheld: no case to read
+        test = None
+    return {
+        "train": PairDataset([full.records[i] for i in idx_train], transform=transform),
+        "val": PairDataset([full.records[i] for i in idx_val]),
+        "test": test,
+        "internal_test_name": "BUSI test split" if test else "BUSI validation part of train (test withheld)",
+    }
+
+
+def stu_set(size: int = 128) -> PairDataset:
+    return PairDataset.from_stu(data_root() / "STU", size=size)
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def write_results(name: str, payload: dict, markdown: str, out_dir: Path = RESULTS) -> Path:
+    """``results/<name>.json`` and ``results/<name>.md``, both stamped with the command."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M"), **payload}
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    (out_dir / f"{name}.md").write_text(f"{markdown}\n\nProduced by:\n\n```\n{payload['command']}\n```\n")
+    return out_dir / f"{name}.json"

@@ -1,0 +1,145 @@
+"""PIG quality, coherence, control and speed (issue "PIG", Must show).
+
+Stages (cached in --work so a run can be resumed or split):
+1. real models: an smp U-Net segmenter and a timm classifier trained on the
+   BUSI train part (the validation part is held out), both from scratch;
+2. per sampler setting: generate pairs (timed, peak memory), then
+   - pair coherence: the real segmenter's Dice on generated (image, mask) pairs,
+     next to its Dice on real held-out images;
+   - masks: share binary and non-empty, area distribution vs real;
+   - realism: Frechet and kernel distances on EfficientNet-Lite0 features;
+   - control: the real classifier's AUC at telling generated benign from malignant.
+
+    python benchmarks/pig_quality.py --generator checkpoints/pig-busi-128 \
+        --setting ddim:256:32 --setting dpm++:20:128 --setting dpm++:10:128
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS, busi_sets, write_results  # noqa: E402
+from integrations.smp_timm import build_classifier, build_segmenter, train_classifier, train_segmenter  # noqa: E402
+from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
+from integrations.smp_timm.classification import predict_scores  # noqa: E402
+from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
+from synthaug import Condition, create_generator  # noqa: E402
+from synthaug.data.datasets import PairDataset  # noqa: E402
+from synthaug.metrics import auc_f1, frechet_distance, image_features, kernel_distance  # noqa: E402
+
+
+def real_models(work: Path, sets: dict, seg_epochs: int, cls_epochs: int):
+    """Train (or load) the segmenter and classifier used as judges; both see only the train part."""
+    work.mkdir(parents=True, exist_ok=True)
+    seg, cls = build_segmenter("unet", "resnet18"), build_classifier("resnet18")
+    for model, name, fn, epochs in ((seg, "segmenter", train_segmenter, seg_epochs),
+                                    (cls, "classifier", train_classifier, cls_epochs)):
+        path = work / f"real_{name}.pt"
+        if path.exists():
+            model.load_state_dict(torch.load(path))
+        else:
+            t0 = time.time()
+            fn(model, sets["train"], epochs=epochs, batch_size=16, lr=1e-3)
+            torch.save(model.state_dict(), path)
+            print(f"{name}: {epochs} epochs in {time.time() - t0:.0f} s", flush=True)
+        model.eval()
+    return seg, cls
+
+
+def generate(gen, n: int, seed: int, batch_size: int):
+    labels = ["benign" if i % 2 == 0 else "malignant" for i in range(n)]
+    conds = [Condition(label=l if "label" in gen.conditions else None) for l in labels]
+    t0 = time.time()
+    pairs = gen.sample(n, seed=seed, conditions=conds, batch_size=batch_size, progress=True)
+    return pairs, time.time() - t0
+
+
+def area_stats(masks) -> dict:
+    a = np.array([m.mean() for m in masks])
+    return {"mean": float(a.mean()), "std": float(a.std()), "q10": float(np.quantile(a, 0.1)),
+            "median": float(np.median(a)), "q90": float(np.quantile(a, 0.9))}
+
+
+def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, real_feats, real_areas):
+    gen = create_generator(gen_path, scheduler=scheduler, steps=steps)
+    pairs, seconds = generate(gen, n, seed, batch_size)
+    images, masks = [p.image for p in pairs], [p.mask.astype(bool) for p in pairs]
+    labels = [p.meta.get("label") for p in pairs]
+    ds = PairDataset([(p.image, p.mask, p.meta.get("label"), f"gen_{i}") for i, p in enumerate(pairs)], size=128)
+    dices = dice_per_case(seg, ds)
+    feats = image_features(images)
+    res = {
+        "scheduler": scheduler, "steps": steps, "n": n,
+        "seconds": seconds, "pairs_per_second": n / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "nonempty_binary_share": float(np.mean([m.any() for m in masks])),
+        "area": area_stats(masks), "area_real": real_areas,
+        "dice_real_segmenter_on_generated": {"mean": float(dices.mean()), "std": float(dices.std())},
+        "frechet_distance": frechet_distance(real_feats, feats),
+        "kernel_distance": kernel_distance(real_feats, feats),
+    }
+    if "label" in gen.conditions:
+        scores, y = predict_scores(cls, ds)
+        res["classifier_on_generated"] = auc_f1(np.array([l == "malignant" for l in labels], int), scores)
+    return res, pairs
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generator", default="pig")
+    ap.add_argument("--setting", action="append", default=[], help="scheduler:steps:n, repeatable")
+    ap.add_argument("--work", type=Path, default=Path("runs/bench_work"))
+    ap.add_argument("--seg-epochs", type=int, default=30)
+    ap.add_argument("--cls-epochs", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--name", default="pig_quality")
+    ap.add_argument("--only-real-models", action="store_true", help="train the judges and stop")
+    args = ap.parse_args(argv)
+
+    sets = busi_sets(size=128, transform=ordinary_augmentation())
+    seg, cls = real_models(args.work, sets, args.seg_epochs, args.cls_epochs)
+    real_val_dice = dice_per_case(seg, sets["val"])
+    val_scores, val_y = predict_scores(cls, sets["val"])
+    judges = {"internal_test": sets["internal_test_name"],
+              "segmenter_dice_on_real_heldout": {"mean": float(real_val_dice.mean()), "std": float(real_val_dice.std())},
+              "classifier_on_real_heldout": auc_f1(val_y, val_scores)}
+    print(judges, flush=True)
+    if args.only_real_models:
+        return
+    real_train = sets["train"]
+    real_images = [r.image for r in real_train.records]
+    real_feats = image_features(real_images)
+    real_areas = area_stats([r.mask for r in real_train.records])
+    rows, preview = [], None
+    for s in args.setting or ["ddim:256:32", "dpm++:20:128"]:
+        scheduler, steps, n = s.split(":")
+        res, pairs = evaluate_setting(args.generator, scheduler, int(steps), int(n), args.seed, args.batch_size,
+                                      seg, cls, real_feats, real_areas)
+        print(res, flush=True)
+        rows.append(res)
+    md = ["| sampler | steps | pairs/s | FD | KID | seg. Dice on generated | non-empty | area mean (real) | cls. AUC gen. |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        auc = r.get("classifier_on_generated", {}).get("auc", float("nan"))
+        md.append(f"| {r['scheduler']} | {r['steps']} | {r['pairs_per_second']:.3f} | {r['frechet_distance']:.1f} | "
+                  f"{r['kernel_distance']['mean'] if isinstance(r['kernel_distance'], dict) else r['kernel_distance']:.4f} | "
+                  f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['nonempty_binary_share']:.2f} | "
+                  f"{r['area']['mean']:.3f} ({r['area_real']['mean']:.3f}) | {auc:.3f} |")
+    md.append("")
+    md.append(f"Judges trained on {len(real_train)} BUSI train images; on the held-out part ({judges['internal_test']}): "
+              f"segmenter Dice {judges['segmenter_dice_on_real_heldout']['mean']:.3f}, "
+              f"classifier AUC {judges['classifier_on_real_heldout']['auc']:.3f}.")
+    write_results(args.name, {"generator": str(args.generator), "judges": judges, "settings": rows}, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
