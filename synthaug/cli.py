@@ -81,6 +81,31 @@ def convert_stu_cmd(src, dst_raw, dataset_id, name, size):
     click.echo(str(out))
 
 
+@convert.command("volumes")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst_raw", type=click.Path(path_type=Path))
+@click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
+@click.option("--name", default="DBT", show_default=True, help="Dataset name after DatasetNNN_.")
+@click.option("--pair", "pairs", nargs=2, multiple=True, type=click.Path(path_type=Path),
+              help="IMAGE MASK volume pair (NIfTI file or DICOM folder); repeatable. Without it SRC is an nnU-Net 3D raw folder.")
+@click.option("--axis", type=int, default=0, show_default=True, help="Slicing axis of the (z, y, x) volume.")
+@click.option("--negative-fraction", type=float, default=0.0, show_default=True,
+              help="Share of lesion-free slices to keep as well.")
+@click.option("--size", type=int, default=None, help="Resize every slice to SIZE x SIZE.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_friendly
+def convert_volumes_cmd(src, dst_raw, dataset_id, name, pairs, axis, negative_fraction, size, seed):
+    """3D volumes with lesion masks (DBT, ...) -> 2D raw folder of the slices that contain lesion.
+
+    SRC is an nnU-Net v2 3D raw folder; with --pair, SRC is ignored (pass '-')."""
+    from .io.volumes import volumes_to_raw
+
+    source = list(pairs) if pairs else src
+    out = volumes_to_raw(source, dst_raw, dataset_id=dataset_id, name=name, size=size, axis=axis,
+                         negative_fraction=negative_fraction, seed=seed)
+    click.echo(str(out))
+
+
 # ----------------------------------------------------------------------------- expand / revert / splits
 @main.command()
 @click.argument("raw_dataset", type=click.Path(path_type=Path))

@@ -33,7 +33,8 @@ def _valid_box(box) -> Box | None:
 
 def restrict(condition: Condition, fields) -> Condition:
     """Keep only the Condition fields a generator uses (the others become None)."""
-    return dataclasses.replace(condition, **{f.name: None for f in dataclasses.fields(condition) if f.name not in fields})
+    unused = [f.name for f in dataclasses.fields(condition) if f.name not in fields]
+    return dataclasses.replace(condition, **{name: None for name in unused})
 
 
 class ConditionSampler:

@@ -1,0 +1,54 @@
+"""`synthaug sample`, `synthaug demo` and `synthaug generators` through the CLI on a tiny PIG."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from synthaug.cli import main
+from synthaug.data import PairBank
+from synthaug.io.images import sha256_file
+
+
+def test_sample_writes_pairs_preview_and_a_readable_bank(tiny_pig_dir, tmp_path):
+    out = tmp_path / "s"
+    res = CliRunner().invoke(main, ["sample", "--generator", str(tiny_pig_dir), "-n", "3", "--out", str(out),
+                                    "--type", "malignant", "--steps", "2", "--scheduler", "dpm++"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "pairs.json").read_text())["pairs"]
+    assert len(meta) == 3 and {m["label"] for m in meta.values()} == {"malignant"}
+    assert {m["scheduler"] for m in meta.values()} == {"dpm++"}
+    mask = np.asarray(Image.open(out / "masks" / "pair_00000.png"))
+    assert set(np.unique(mask)) <= {0, 1}
+    assert Image.open(out / "preview.png").size[0] > 0
+    bank = PairBank.open(out)
+    assert len(bank) == 3 and bank[0].meta.get("label") == "malignant"
+
+
+def test_sample_rejects_a_bad_box_and_an_unknown_generator(tmp_path):
+    res = CliRunner().invoke(main, ["sample", "--generator", "nope", "-n", "1", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "unknown generator" in res.output
+    res = CliRunner().invoke(main, ["sample", "-n", "1", "--out", str(tmp_path / "y"), "--box", "1,2"])
+    assert res.exit_code != 0 and "--box" in res.output
+
+
+def test_demo_writes_raw_folder_expands_it_and_previews(tiny_pig_dir, tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--generator", str(tiny_pig_dir), "--out", str(tmp_path), "-n", "8",
+                                    "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    raw = tmp_path / "Dataset999_SynthaugDemo"
+    assert json.loads((raw / "dataset.json").read_text())["numTraining"] == 8 + 2  # round(0.25 * 8)
+    assert len(list((raw / "imagesTr").glob("*.png"))) == 10 and (tmp_path / "preview.png").is_file()
+    assert report["added"] == 2
+    before = {p.name: sha256_file(p) for p in (raw / "imagesTr").glob("DEMO_*")}
+    assert CliRunner().invoke(main, ["revert", str(raw)]).exit_code == 0
+    assert {p.name: sha256_file(p) for p in (raw / "imagesTr").glob("*")} == before
+
+
+def test_generators_lists_pig():
+    res = CliRunner().invoke(main, ["generators"])
+    assert res.exit_code == 0
+    assert "pig" in [line.split()[0] for line in res.output.splitlines() if line.strip()]
