@@ -33,8 +33,7 @@ from .io import manifest as mf
 from .io.images import resize_image, resize_mask, sha256_file, write_png
 from .io.manifest import Folder, name_index
 from .io.nnunet_raw import DATASET_JSON
-from .pipelines.base import (checkpoint_hash, create_generator, default_checkpoint, list_generators, pair_seeds,
-                             read_generator_info)
+from .pipelines.base import checkpoint_hash, create_generator, pair_seeds, resolve_checkpoint
 
 MAX_RATIO = 10
 SPLITS_NAME = "splits_final.json"
@@ -53,16 +52,9 @@ class GeneratorRef:
 
     @classmethod
     def resolve(cls, spec: str | Path, steps: int | None) -> "GeneratorRef":
-        rows = {r["name"]: r for r in list_generators()}
-        path = Path(spec)
-        if not path.exists() and str(spec) in rows:
-            path = default_checkpoint(str(spec))
-        name = read_generator_info(path)["generator"] if path is not None and path.is_dir() else None
-        if name not in rows:
-            create_generator(spec)  # raises the registry's own explanation of what is missing
-            raise SynthaugError(f"cannot resolve generator {spec!r}")
-        identity = {"name": name, "checkpoint_hash": checkpoint_hash(path), "steps": steps}
-        return cls(path, identity, frozenset(rows[name]["conditions"]))
+        gen_cls, path = resolve_checkpoint(spec)
+        identity = {"name": gen_cls.name, "checkpoint_hash": checkpoint_hash(path), "steps": steps}
+        return cls(path, identity, gen_cls.checkpoint_conditions(path))
 
     def load(self, device: str):
         steps = self.identity["steps"]

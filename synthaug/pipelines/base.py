@@ -78,6 +78,11 @@ class PairGenerator:
     def from_pretrained(cls, path: str | Path, **kwargs) -> "PairGenerator":
         raise NotImplementedError
 
+    @classmethod
+    def checkpoint_conditions(cls, path: Path) -> frozenset[str]:
+        """Condition fields a checkpoint uses, read without loading weights (default: the class's)."""
+        return frozenset(cls.conditions)
+
     def sample(
         self,
         n: int | None = None,
@@ -158,13 +163,124 @@ def list_generators() -> list[dict]:
     rows = []
     for name, cls in sorted(_REGISTRY.items()):
         ckpt = default_checkpoint(name)
+        installed = bool(ckpt and (ckpt / GENERATOR_INFO).is_file())
         rows.append(
             {
                 "name": name,
                 "class": f"{cls.__module__}.{cls.__qualname__}",
-                "conditions": sorted(cls.conditions),
+                "conditions": sorted(cls.checkpoint_conditions(ckpt) if installed else cls.conditions),
                 "default_checkpoint": str(ckpt) if ckpt else None,
-                "installed": bool(ckpt and (ckpt / GENERATOR_INFO).is_file()),
+                "installed": installed,
+            }
+        )
+    return rows
+
+
+def read_generator_info(path: Path) -> dict:
+    info_file = path / GENERATOR_INFO
+    if not info_file.is_file():
+        raise SynthaugError(f"{path} is not a synthaug checkpoint folder: {GENERATOR_INFO} is missing")
+    try:
+        info = json.loads(info_file.read_text())
+    except json.JSONDecodeError as e:
+        raise SynthaugError(f"{info_file} is not valid JSON: {e}") from None
+    if "generator" not in info:
+        raise SynthaugError(f"{info_file} does not name its generator (key 'generator')")
+    return info
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], Path]:
+    """The generator class and checkpoint folder a name or path stands for, checked but not loaded."""
+    _load_plugins()
+    path = Path(name_or_path)
+    if str(name_or_path) in _REGISTRY and not path.exists():
+        name = str(name_or_path)
+        ckpt = default_checkpoint(name)
+        if ckpt is None or not ckpt.exists():
+            raise SynthaugError(
+                f"generator {name!r} has no installed checkpoint (looked in {ckpt}); "
+                f"train one with `synthaug train {name}` and pass its folder"
+            )
+        path = ckpt
+    elif not path.exists():
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise SynthaugError(f"unknown generator {str(name_or_path)!r}: not a registered name ({known}) nor a folder")
+    if not path.is_dir():
+        raise SynthaugError(f"generator checkpoint {path} is not a folder")
+    info = read_generator_info(path)
+    cls = _REGISTRY.get(info["generator"])
+    if cls is None:
+        raise SynthaugError(f"{path} holds generator {info['generator']!r}, which is not installed")
+    missing = [f for f in cls.required_files if not (path / f).exists()]
+    if missing:
+        raise SynthaugError(f"checkpoint folder {path} is missing {', '.join(missing)}")
+    return cls, path
+
+
+def create_generator(name_or_path: str | Path, **kwargs) -> PairGenerator:
+    """Load a generator by registry name (its shipped checkpoint) or from a checkpoint folder."""
+    cls, path = resolve_checkpoint(name_or_path)
+    gen = cls.from_pretrained(path, **kwargs)
+    gen.checkpoint_path = path
+    return gen
+
+
+def checkpoint_hash(self) -> str:
+        return checkpoint_hash(self.checkpoint_path) if self.checkpoint_path else "unsaved"
+
+
+# ----------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, type[PairGenerator]] = {}
+_DEFAULT_CHECKPOINTS: dict[str, str] = {}
+_entry_points_loaded = False
+
+
+def register_generator(name: str, default_checkpoint: str | None = None):
+    """Class decorator: ``@register_generator("pig", default_checkpoint="pig-busi-128")``."""
+
+    def deco(cls):
+        cls.name = name
+        _REGISTRY[name] = cls
+        if default_checkpoint:
+            _DEFAULT_CHECKPOINTS[name] = default_checkpoint
+        return cls
+
+    return deco
+
+
+def _load_plugins() -> None:
+    """Built-in generators register on import; third-party ones through the
+    ``synthaug.generators`` entry-point group."""
+    global _entry_points_loaded
+    from . import _builtin  # noqa: F401  (registers built-in generators)
+
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for ep in entry_points(group="synthaug.generators"):
+            ep.load()
+
+
+def default_checkpoint(name: str) -> Path | None:
+    _load_plugins()
+    sub = _DEFAULT_CHECKPOINTS.get(name)
+    return checkpoints_root() / sub if sub else None
+
+
+def list_generators() -> list[dict]:
+    """Registered generators with their default checkpoint and whether it is installed."""
+    _load_plugins()
+    rows = []
+    for name, cls in sorted(_REGISTRY.items()):
+        ckpt = default_checkpoint(name)
+        installed = bool(ckpt and (ckpt / GENERATOR_INFO).is_file())
+        rows.append(
+            {
+                "name": name,
+                "class": f"{cls.__module__}.{cls.__qualname__}",
+                "conditions": sorted(cls.checkpoint_conditions(ckpt) if installed else cls.conditions),
+                "default_checkpoint": str(ckpt) if ckpt else None,
+                "installed": installed,
             }
         )
     return rows

@@ -111,7 +111,7 @@ class PigGenerator(PairGenerator):
         self.steps = int(steps or info.get("default_steps", 256))
         self.scheduler = scheduler or info.get("default_scheduler", "ddim")
         self.bf16 = bf16
-        self.conditions = frozenset({"label"}) if pipe.model_x.config.num_class_embeds else frozenset()
+        self.conditions = frozenset({"label"}) if pipe.model_x.config.num_class_embeds else frozenset()  # as checkpoint_conditions
 
     @classmethod
     def from_pretrained(cls, path, device: str = "cpu", steps: int | None = None, scheduler: str | None = None,
@@ -120,6 +120,11 @@ class PigGenerator(PairGenerator):
         pipe = PIGPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
         info = json.loads((path / GENERATOR_INFO).read_text())
         return cls(pipe, info, steps=steps, scheduler=scheduler, bf16=bf16)
+
+    @classmethod
+    def checkpoint_conditions(cls, path: Path) -> frozenset[str]:
+        config = json.loads((Path(path) / "model_x" / "config.json").read_text())
+        return frozenset({"label"}) if config.get("num_class_embeds") else frozenset()
 
     def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]

@@ -43,6 +43,9 @@ def test_demo_writes_raw_folder_expands_it_and_previews(tiny_pig_dir, tmp_path):
     assert json.loads((raw / "dataset.json").read_text())["numTraining"] == 8 + 2  # round(0.25 * 8)
     assert len(list((raw / "imagesTr").glob("*.png"))) == 10 and (tmp_path / "preview.png").is_file()
     assert report["added"] == 2
+    # a class-conditional checkpoint gets tumour types drawn from the real metadata
+    cases = json.loads((raw / "synthaug_manifest.json").read_text())["cases"]
+    assert {c["conditions"]["label"] for c in cases.values()} <= {"benign", "malignant"}
     before = {p.name: sha256_file(p) for p in (raw / "imagesTr").glob("DEMO_*")}
     assert CliRunner().invoke(main, ["revert", str(raw)]).exit_code == 0
     assert {p.name: sha256_file(p) for p in (raw / "imagesTr").glob("*")} == before
