@@ -171,8 +171,10 @@ def generators_cmd():
 @click.option("--batch-size", type=int, default=None, help="Override the recipe's batch size.")
 @click.option("--max-minutes", type=float, default=None, help="Stop and export after this wall time; rerun to resume.")
 @click.option("--resume/--no-resume", default=True, show_default=True)
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Start from the weights of an exported checkpoint folder (ignored when resuming a run).")
 @_friendly
-def train(kind, data, profile, out, steps, batch_size, max_minutes, resume):
+def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init_from):
     """Train generator KIND (pig, ddpm-image) with a recipe; resumable, accelerate-ready."""
     from .paths import data_root
     from .training.cards import write_train_card
@@ -185,6 +187,8 @@ def train(kind, data, profile, out, steps, batch_size, max_minutes, resume):
     data = data or data_root() / "BUSI"
     cfg = train_config(recipe, steps=steps, batch_size=batch_size, max_minutes=max_minutes)
     objective = create_objective(recipe["objective"], recipe["model"])
+    if init_from:
+        objective.init_from(init_from)
     dataset = training_dataset(data, size=recipe.get("data", {}).get("size", 128))
     final = run(objective, dataset, cfg, out, resume=resume)
     write_train_card(final, recipe, data=data, n_cases=len(dataset))

@@ -71,3 +71,14 @@ def test_recipes_load_and_reject_unknown_settings():
         train_config({**recipe, "train": {**recipe["train"], "stepz": 1}})
     with pytest.raises(SynthaugError, match="no recipe"):
         load_recipe("pig", "gpu-9000")
+
+
+def test_init_from_an_exported_checkpoint_restores_its_weights(tiny_pairs, tmp_path):
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, save_every=1000, ema_decay=None)
+    final = train(create_objective("pig", TINY_MODEL), tiny_pairs, cfg, tmp_path / "a")
+    fresh = create_objective("pig", TINY_MODEL)
+    saved = create_generator(final).pipe.model_x.state_dict()
+    assert not torch.equal(fresh.models["model_x"].state_dict()["conv_in.weight"], saved["conv_in.weight"])
+    fresh.init_from(final)
+    got = fresh.models["model_x"].state_dict()["conv_in.weight"]
+    assert torch.allclose(got, saved["conv_in.weight"].float())  # fp16 on disk, fp32 in memory

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMPipeline
+from diffusers import DDIMPipeline, UNet2DModel
 
 from ...models.unets import pixel_unet
 from ...pipelines.pig import PIGPipeline, predict_x0, save_pig
@@ -51,6 +51,12 @@ class PigObjective:
 
     def trainable(self):
         return self.models
+
+    def init_from(self, path: Path) -> None:
+        """Start from the weights of an exported checkpoint (e.g. continue a shipped one)."""
+        for name, model in self.models.items():
+            sub = "unet" if self.image_only else name
+            model.load_state_dict(UNet2DModel.from_pretrained(str(path), subfolder=sub, dtype=torch.float32).state_dict())
 
     def _prepare(self, batch):
         """Batch -> (mask, image) in [-1, 1] at model resolution (area-downsampled: a soft mask), class ids."""
