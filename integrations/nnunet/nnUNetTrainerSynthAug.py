@@ -1,0 +1,135 @@
+"""nnU-Net v2 trainers that mix synthaug's synthetic pairs into training on the fly.
+
+Use with ``nnUNet_extTrainer=<repo>/integrations/nnunet`` (nnU-Net then finds
+the class by name) and::
+
+    SYNTHAUG_RATIO=0.25 SYNTHAUG_SOURCE=samples/ nnUNetv2_train 501 2d 0 -tr nnUNetTrainerSynthAug
+
+Settings (environment variables, read when training starts):
+
+* ``SYNTHAUG_RATIO`` -- synthetic cases per real training case of the fold
+  (default 0.25; 0 trains on real cases only). Same meaning as
+  ``synthaug expand --ratio`` and ``SyntheticMix``: a uniform draw picks a
+  synthetic case with probability ratio / (1 + ratio).
+* ``SYNTHAUG_SOURCE`` -- a folder of pairs (``synthaug sample`` output, or a
+  raw folder ``synthaug expand`` filled), or a generator: a registered name
+  or a checkpoint folder (default ``pig``, the shipped checkpoint).
+* ``SYNTHAUG_SEED`` -- which synthetic pairs are drawn (default 0).
+
+nnU-Net names the results folder after the trainer class only, so runs with
+different settings need different ``nnUNet_results`` folders (or a subclass
+per setting).
+
+This module is imported by nnU-Net as a top-level module (it puts this folder
+on ``sys.path`` for the lookup): absolute imports only.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import distributed as dist
+
+from nnunetv2.paths import nnUNet_raw
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from integrations.nnunet.synthetic_cases import write_synthetic_cases
+from synthaug.expand import MAX_RATIO  # the bound synthaug expand accepts
+
+KEYS_FILE = "loader_keys.json"
+
+
+def synthaug_settings() -> tuple[float, str, int]:
+    """(ratio, source, seed) from SYNTHAUG_RATIO, SYNTHAUG_SOURCE and SYNTHAUG_SEED."""
+    raw = os.environ.get("SYNTHAUG_RATIO", "0.25")
+    try:
+        ratio = float(raw)
+    except ValueError:
+        ratio = float("nan")
+    if not 0 <= ratio <= MAX_RATIO:  # NaN fails too
+        raise ValueError(f"SYNTHAUG_RATIO={raw!r}: need a number in [0, {MAX_RATIO}]")
+    seed = int(os.environ.get("SYNTHAUG_SEED", "0"))
+    return ratio, os.environ.get("SYNTHAUG_SOURCE", "pig"), seed
+
+
+class nnUNetTrainerSynthAug(nnUNetTrainer):
+    """nnU-Net's trainer with synthetic cases added to the training data loader only.
+
+    The one hook is ``get_tr_and_val_datasets``, the method that turns the
+    fold's split into the two datasets behind the train and validation data
+    loaders. The override keeps nnU-Net's validation dataset, and the keys
+    ``do_split`` returns, untouched, so neither the per-epoch validation nor
+    the final validation (``perform_actual_validation`` calls ``do_split``
+    itself) can see a synthetic case, and splits_final.json stays as nnU-Net
+    or ``synthaug splits`` made it. Training gets ``round(ratio x real)``
+    synthetic cases preprocessed by nnU-Net's own preprocessor into
+    ``<fold>/synthaug_train/`` when training starts (see
+    ``synthetic_cases.write_synthetic_cases``), as extra keys of the same
+    nnU-Net dataset class; nnU-Net's loader draws keys uniformly, which gives
+    the ratio, and applies its usual augmentation to both kinds.
+
+    Rejected alternatives: wrapping the data loader would have to re-implement
+    nnU-Net's patch sampling, foreground oversampling and augmentation for the
+    synthetic half; writing the cases into the shared preprocessed folder
+    would let nnU-Net's default splits (and ``fold all``) validate on them.
+
+    ``<fold>/synthaug_train/loader_keys.json`` records the keys both loaders
+    were given, for audit.
+    """
+
+    def get_tr_and_val_datasets(self):
+        dataset_tr, dataset_val = super().get_tr_and_val_datasets()
+        ratio, source, seed = synthaug_settings()
+        if ratio == 0:
+            self.print_to_log_file("synthaug: SYNTHAUG_RATIO=0, training on real cases only")
+            return dataset_tr, dataset_val
+        real_keys = list(dataset_tr.identifiers)
+        out = Path(self.output_folder) / "synthaug_train"
+        if self.is_ddp and self.local_rank != 0:
+            dist.barrier()  # rank 0 writes the cases; the others then reuse them
+        synthetic = write_synthetic_cases(
+            out, Path(nnUNet_raw) / self.plans_manager.dataset_name, real_keys, source, ratio, seed,
+            self.plans_manager, self.configuration_manager, self.dataset_json, device=self.device.type,
+            log=self.print_to_log_file)
+        if self.is_ddp and self.local_rank == 0:
+            dist.barrier()
+        written_as = infer_dataset_class(str(out / "preprocessed"))
+        if written_as is not self.dataset_class:
+            raise RuntimeError(f"synthetic cases were preprocessed as {written_as.__name__} but the real ones are "
+                               f"{self.dataset_class.__name__}; rerun nnUNetv2_preprocess with this nnU-Net version")
+        dataset_tr = self.dataset_class(self.preprocessed_dataset_folder, real_keys + synthetic,
+                                        folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
+        (out / KEYS_FILE).write_text(json.dumps(
+            {"train": list(dataset_tr.identifiers), "val": list(dataset_val.identifiers)}, indent=1) + "\n")
+        self.print_to_log_file(f"synthaug: training loader draws from {len(real_keys)} real + {len(synthetic)} "
+                               f"synthetic cases; validation keeps its {len(dataset_val.identifiers)} real cases")
+        return dataset_tr, dataset_val
+
+
+def _shorten(trainer: nnUNetTrainer) -> None:
+    """SYNTHAUG_NNUNET_EPOCHS epochs of SYNTHAUG_NNUNET_ITERS train and validation iterations (defaults 1, 2)."""
+    trainer.num_epochs = int(os.environ.get("SYNTHAUG_NNUNET_EPOCHS", "1"))
+    trainer.num_iterations_per_epoch = int(os.environ.get("SYNTHAUG_NNUNET_ITERS", "2"))
+    trainer.num_val_iterations_per_epoch = trainer.num_iterations_per_epoch
+
+
+# nnU-Net records __init__'s arguments by the subclass signature: it must stay spelled out.
+class nnUNetTrainerSynthAugTiny(nnUNetTrainerSynthAug):
+    """``nnUNetTrainerSynthAug`` for smoke tests: a few iterations instead of 1000 x 250."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        _shorten(self)
+
+
+class nnUNetTrainerTiny(nnUNetTrainer):
+    """Plain nnU-Net, a few iterations: smoke-tests the expand route (synthetic cases already in the raw folder)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        _shorten(self)
