@@ -177,7 +177,7 @@ def generators_cmd():
 def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init_from):
     """Train generator KIND (pig, ddpm-image) with a recipe; resumable, accelerate-ready."""
     from .paths import data_root
-    from .training.cards import write_train_card
+    from .training.cards import record_training_data, write_train_card
     from .training.data import training_dataset
     from .training.loop import train as run
     from .training.objectives import create_objective
@@ -191,6 +191,7 @@ def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init
         objective.init_from(init_from)
     dataset = training_dataset(data, size=recipe.get("data", {}).get("size", 128))
     final = run(objective, dataset, cfg, out, resume=resume)
+    record_training_data(final, data, dataset)
     write_train_card(final, recipe, data=data, n_cases=len(dataset))
     click.echo(str(final))
 

@@ -7,7 +7,23 @@ from pathlib import Path
 from ..pipelines.base import GENERATOR_INFO
 
 
-def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: dict | None = None) -> Path:
+def record_training_data(folder: Path, data, dataset) -> dict:
+    """Store what a checkpoint was trained on in its synthaug.json (source, case count, case-list hash),
+    so benchmarks can check that a generator never saw their test cases."""
+    import hashlib
+
+    folder = Path(folder)
+    info = json.loads((folder / GENERATOR_INFO).read_text())
+    ids = sorted(r.case_id for r in dataset.records)
+    info["training_data"] = {"source": str(data), "n_cases": len(ids),
+                             "case_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+                             "case_ids": ids}
+    (folder / GENERATOR_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    return info["training_data"]
+
+
+def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: dict | None = None,
+                     notes: str | None = None) -> Path:
     """Data, recipe, steps, wall time (from synthaug.json) and any metrics measured so far."""
     folder = Path(folder)
     info = json.loads((folder / GENERATOR_INFO).read_text())
@@ -25,6 +41,8 @@ def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: di
         json.dumps(recipe["model"], indent=2),
         "```",
     ]
+    if notes:
+        lines += ["", notes.strip()]
     if metrics:
         lines += ["", "## Metrics", "```json", json.dumps(metrics, indent=2), "```"]
     path = folder / "README.md"
