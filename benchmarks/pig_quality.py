@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, busi_sets, write_results  # noqa: E402
+from benchmarks.common import busi_sets, write_results  # noqa: E402
 from integrations.smp_timm import build_classifier, build_segmenter, train_classifier, train_segmenter  # noqa: E402
 from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
 from integrations.smp_timm.classification import predict_scores  # noqa: E402
@@ -119,7 +119,7 @@ def main(argv=None):
     real_images = [r.image for r in real_train.records]
     real_feats = image_features(real_images)
     real_areas = area_stats([r.mask for r in real_train.records])
-    rows, preview = [], None
+    rows = []
     for s in args.setting or ["ddim:256:32", "dpm++:20:128"]:
         scheduler, steps, n = s.split(":")
         res, pairs = evaluate_setting(args.generator, scheduler, int(steps), int(n), args.seed, args.batch_size,

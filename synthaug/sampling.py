@@ -1,7 +1,6 @@
 """``synthaug sample``: generated pairs to a plain folder a PairBank can read back."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .io.images import write_json, write_png

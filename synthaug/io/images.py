@@ -92,6 +92,19 @@ def write_json(path: str | Path, obj, indent: int = 2) -> None:
     write_bytes(path, (json.dumps(obj, indent=indent) + "\n").encode())
 
 
+def read_json(path: str | Path, missing: str):
+    """Parse a JSON file, or raise SynthaugError: ``missing`` when it is absent, the parse error when malformed."""
+    from ..errors import SynthaugError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SynthaugError(missing)
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SynthaugError(f"{path} is not valid JSON: {e}") from None
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -12,7 +12,6 @@ per-case tumour type, original size and lesion box.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Callable, Iterable
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SynthaugError
+from .images import read_json
 
 DATASET_JSON = "dataset.json"
 METADATA_JSON = "case_metadata.json"
@@ -42,12 +42,7 @@ def _listing(names: Iterable[str], limit: int = 5) -> str:
 def read_dataset_json(root: Path) -> dict:
     """Parse and check ``root/dataset.json`` (keys, 2D PNG, one channel, binary labels)."""
     path = root / DATASET_JSON
-    if not path.is_file():
-        raise SynthaugError(f"{root} has no {DATASET_JSON}; is it an nnU-Net v2 raw dataset folder (DatasetNNN_Name)?")
-    try:
-        dj = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SynthaugError(f"{path} is not valid JSON: {e}") from None
+    dj = read_json(path, f"{root} has no {DATASET_JSON}; is it an nnU-Net v2 raw dataset folder (DatasetNNN_Name)?")
     if not isinstance(dj, dict):
         raise SynthaugError(f"{path} must hold a JSON object, not {type(dj).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in dj]
@@ -148,10 +143,7 @@ class RawDataset:
         path = self.root / METADATA_JSON
         if not path.is_file():
             return {}
-        try:
-            data = json.loads(path.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SynthaugError(f"{path} is not valid JSON: {e}") from None
+        data = read_json(path, f"{path} is missing")
         cases = data.get("cases", data) if isinstance(data, dict) else None
         if not isinstance(cases, dict):
             raise SynthaugError(f"{path}: expected {{\"cases\": {{case_id: {{...}}}}}}")

@@ -11,7 +11,6 @@ diffusers ``save_pretrained`` files of its models.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import SynthaugError
+from ..io.images import read_json
 from ..paths import checkpoints_root
 
 LABELS = ("benign", "malignant")
@@ -178,12 +178,7 @@ def list_generators() -> list[dict]:
 
 def read_generator_info(path: Path) -> dict:
     info_file = path / GENERATOR_INFO
-    if not info_file.is_file():
-        raise SynthaugError(f"{path} is not a synthaug checkpoint folder: {GENERATOR_INFO} is missing")
-    try:
-        info = json.loads(info_file.read_text())
-    except json.JSONDecodeError as e:
-        raise SynthaugError(f"{info_file} is not valid JSON: {e}") from None
+    info = read_json(info_file, f"{path} is not a synthaug checkpoint folder: {GENERATOR_INFO} is missing")
     if "generator" not in info:
         raise SynthaugError(f"{info_file} does not name its generator (key 'generator')")
     return info
