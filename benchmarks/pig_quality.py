@@ -131,7 +131,7 @@ def main(argv=None):
     for r in rows:
         auc = r.get("classifier_on_generated", {}).get("auc", float("nan"))
         md.append(f"| {r['scheduler']} | {r['steps']} | {r['pairs_per_second']:.3f} | {r['frechet_distance']:.1f} | "
-                  f"{r['kernel_distance']['mean'] if isinstance(r['kernel_distance'], dict) else r['kernel_distance']:.4f} | "
+                  f"{r['kernel_distance']:.4f} | "
                   f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['nonempty_binary_share']:.2f} | "
                   f"{r['area']['mean']:.3f} ({r['area_real']['mean']:.3f}) | {auc:.3f} |")
     md.append("")

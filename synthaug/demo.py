@@ -34,7 +34,7 @@ def run_demo(out: str | Path, generator: str = "pig", n: int = 16, ratio: float 
     report = expand(raw, ratio=ratio, generator=str(gen.checkpoint_path), seed=seed + 1, device=device,
                     steps=steps)
     ds = RawDataset.open(raw)
-    synthetic = set(report.get("synthetic_cases", [])) or {c for c in ds.case_ids() if not c.startswith("DEMO_")}
+    synthetic = {c for c in ds.case_ids() if not c.startswith("DEMO_")}  # every base case is DEMO_NNNN
     shown = [c for c in ds.case_ids() if c in synthetic] + [c for c in ds.case_ids() if c not in synthetic][:12]
     preview = save_grid(out / "preview.png", [read_gray(ds.image_path(c)) for c in shown],
                         [read_mask(ds.label_path(c), threshold=0) for c in shown],

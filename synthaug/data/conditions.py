@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io.images import mask_box
 from ..io.nnunet_raw import RawDataset
-from ..io.public_sets import mask_box
 from ..pipelines.base import LABELS, Condition
 from .datasets import read_label_png
 

@@ -24,10 +24,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import SynthaugError
-from ..io.images import read_gray, resize_image, resize_mask
+from ..io.images import mask_box, read_gray, resize_image, resize_mask
 from ..io.manifest import MANIFEST_NAME, Folder
 from ..io.nnunet_raw import DATASET_JSON
-from ..io.public_sets import mask_box
 from ..pipelines.base import Pair, PairGenerator, pair_seeds
 from .conditions import ConditionSampler, restrict
 from .datasets import LABEL_NAMES, PairDataset, as_size, make_item, manifest_label, read_label_png

@@ -40,6 +40,15 @@ def read_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
     return arr > threshold
 
 
+def mask_box(mask: np.ndarray) -> list[float] | None:
+    """Lesion bounding box ``[x0, y0, x1, y1]`` normalised to [0, 1] (x1, y1 exclusive); None when empty."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    h, w = mask.shape
+    return [round(xs.min() / w, 6), round(ys.min() / h, 6), round((xs.max() + 1) / w, 6), round((ys.max() + 1) / h, 6)]
+
+
 def resize_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an 8-bit image to (height, width) with bicubic interpolation."""
     h, w = size

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SynthaugError
-from .images import read_gray, read_mask, resize_image, resize_mask, write_json
+from .images import mask_box, read_gray, read_mask, resize_image, resize_mask, write_json
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +92,6 @@ def _prepare_destination(dst_raw: str | Path, folder_name: str) -> Path:
         raise SynthaugError(f"{dst_raw} already holds {clash[0]} with the same dataset id; "
                             "nnU-Net needs ids to be unique, choose another --dataset-id")
     return final
-
-
-def mask_box(mask: np.ndarray) -> list[float] | None:
-    """Lesion bounding box ``[x0, y0, x1, y1]`` normalised to [0, 1] (x1, y1 exclusive); None when empty."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return None
-    h, w = mask.shape
-    return [round(xs.min() / w, 6), round(ys.min() / h, 6), round((xs.max() + 1) / w, 6), round((ys.max() + 1) / h, 6)]
 
 
 def _save_png(path: Path, arr: np.ndarray) -> None:
