@@ -45,8 +45,8 @@ CLASSIFICATION = Task(
                       batch_size=8, lr=1e-3, steps=10, scheduler="dpm++", chunk=8),
         # lightest first: with model-major order their rows are complete first.
         "cpu": dict(models=["mobilenetv2_100", "efficientnet_b0", "resnet50", "densenet121"],
-                    conditions=list(ALL_CONDITIONS), seeds=[0, 1, 2], epochs=30, size=128, cases=None,
-                    batch_size=16, lr=1e-3, steps=None, scheduler=None, chunk=32),
+                    conditions=list(ALL_CONDITIONS), seeds=[0, 1, 2], epochs=None, train_steps=400, size=128,
+                    cases=None, batch_size=16, lr=1e-3, steps=None, scheduler=None, chunk=32),
     },
 )
 

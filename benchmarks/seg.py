@@ -120,7 +120,8 @@ SEGMENTATION = Task(
                       batch_size=8, lr=1e-3, steps=10, scheduler="dpm++", chunk=8),
         # U-Net first: with model-major order its row of the table is complete first.
         "cpu": dict(models=["unet", "attunet", "resunet", "unetplusplus"], conditions=list(ALL_CONDITIONS),
-                    seeds=[0, 1, 2], epochs=30, size=128, cases=None, batch_size=16, lr=1e-3, steps=None,
+                    seeds=[0, 1, 2], epochs=None, train_steps=400, size=128, cases=None, batch_size=16, lr=1e-3,
+                    steps=None,
                     scheduler=None, chunk=32),
     },
 )
@@ -322,13 +323,26 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
     torch.manual_seed(seed)  # the model's initialisation
     model = task.build(model_name)
     train = training_set(cond, data["train"], bank, shares, seed)
-    task.train(model, train, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], seed=seed, bf16=s["bf16"])
+    epochs = epochs_for(s, len(train))
+    task.train(model, train, epochs=epochs, batch_size=s["batch_size"], lr=s["lr"], seed=seed, bf16=s["bf16"])
     t_train = time.time() - t0
     metrics = {split: task.evaluate(model, ds, s["bf16"]) for split, ds in data.items() if split != "train"}
     return {"task": task.name, "model": model_name, "condition": cond.name, "ratio": cond.ratio,
             "ordinary_augmentation": cond.augment, "seed": seed, "n_real": len(data["train"]),
-            "n_synthetic": len(train) - len(data["train"]), "bank": bank.key if cond.ratio else None,
+            "n_synthetic": len(train) - len(data["train"]), "epochs": epochs, "bank": bank.key if cond.ratio else None,
             "settings": s, "metrics": metrics, "train_seconds": t_train, "seconds": time.time() - t0}
+
+
+def epochs_for(s: dict, n_items: int) -> int:
+    """The profile's epochs, or as many as make about ``train_steps`` optimiser steps on ``n_items``.
+
+    A step budget gives every condition the same compute, so a synthetic ratio is
+    compared with real data alone at equal cost rather than with 3x more steps.
+    """
+    if not s.get("train_steps"):
+        return s["epochs"]
+    batches = max(1, n_items // s["batch_size"])  # the loader drops the last partial batch
+    return max(1, round(s["train_steps"] / batches))
 
 
 def settings_key(s: dict) -> str:
@@ -410,6 +424,12 @@ def fmt(cell: dict | None, digits: int = 3) -> str:
     return f"{mean} ± {cell['std']:.{digits}f}" if cell["n_seeds"] > 1 else mean
 
 
+def budget(s: dict) -> str:
+    if s.get("train_steps"):
+        return f"about {s['train_steps']} optimiser steps per run whatever the condition (epochs scaled to the data)"
+    return f"{s['epochs']} epochs per run (more data, more steps)"
+
+
 def markdown(task: Task, plan: dict, summary: dict, meta: dict) -> str:
     """Tables like the BUS paper's Table 5 (rows models, columns conditions), one per evaluation set,
     then the validation picks with their test numbers, timings and the caveats."""
@@ -452,7 +472,7 @@ def notes(task: Task, plan: dict, meta: dict) -> list[str]:
         f"- Train: {meta['n_train']} real BUSI train cases; validation ({meta['n_val']}): {names['val']}; "
         f"internal test ({meta['n_internal']}): {names['internal']}"
         + (f"; external: {names['external']} ({meta['n_external']})" if "external" in names else "") + ".",
-        f"- {s['epochs']} epochs, {s['size']} px, batch {s['batch_size']}, lr {s['lr']}, bf16 {s['bf16']}; "
+        f"- {budget(s)}, {s['size']} px, batch {s['batch_size']}, lr {s['lr']}, bf16 {s['bf16']}; "
         f"seeds {plan['seeds']} (initialisation, order, synthetic subset); split fixed (seed {SPLIT_SEED}).",
         f"- Runs done: {meta['runs_done']} of {meta['runs_planned']}; time per run {meta['seconds_per_run']}; "
         f"training time of the runs shown {meta['run_seconds_total'] / 60:.1f} min; this invocation "
@@ -491,7 +511,8 @@ def parse_args(task: Task, argv=None) -> argparse.Namespace:
     choices = ", ".join(ALL_CONDITIONS).replace("%", "%%")  # argparse %-formats help texts
     ap.add_argument("--conditions", help=f"comma-separated from {choices} (or any N%%)")
     ap.add_argument("--seeds", help="comma-separated integers")
-    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--epochs", type=int, help="epochs per run (drops the profile's step budget)")
+    ap.add_argument("--train-steps", type=int, help="optimiser steps per run, the same for every condition")
     ap.add_argument("--size", type=int, help="image side in pixels")
     ap.add_argument("--cases", type=int, help="cap every split at this many cases")
     ap.add_argument("--batch-size", type=int)
@@ -514,10 +535,14 @@ def make_plan(task: Task, args) -> dict:
     for key, cast in (("models", str), ("conditions", str), ("seeds", int)):
         if getattr(args, key):
             p[key] = split(getattr(args, key), cast)
-    for key in ("epochs", "size", "cases", "batch_size", "lr", "steps", "scheduler"):
+    if args.epochs is not None:
+        p["train_steps"] = None
+    for key in ("epochs", "train_steps", "size", "cases", "batch_size", "lr", "steps", "scheduler"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     settings = {k: p[k] for k in ("epochs", "size", "cases", "batch_size", "lr")}
+    if p.get("train_steps"):
+        settings["train_steps"] = p["train_steps"]
     settings["bf16"] = not args.no_bf16
     return {"models": p["models"], "conditions": [TrainCondition.parse(c) for c in p["conditions"]],
             "seeds": p["seeds"], "settings": settings, "steps": p["steps"], "scheduler": p["scheduler"],
