@@ -4,6 +4,15 @@ from .pipelines.base import Condition, Pair, PairGenerator, create_generator, li
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    """Model classes diffusers resolves by name from a checkpoint's model_index.json ("synthaug", "SCMGGenerator")."""
+    if name == "SCMGGenerator":
+        from .models.scmg import SCMGGenerator
+
+        return SCMGGenerator
+    raise AttributeError(name)
+
 __all__ = [
     "Condition",
     "Pair",

@@ -173,17 +173,19 @@ def generators_cmd():
 @click.option("--resume/--no-resume", default=True, show_default=True)
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Start from the weights of an exported checkpoint folder (ignored when resuming a run).")
+@click.option("--set", "assignments", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override any recipe value, e.g. --set model.curvature_weight=0 (SCMG without L_cur).")
 @_friendly
-def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init_from):
-    """Train generator KIND (pig, ddpm-image) with a recipe; resumable, accelerate-ready."""
+def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init_from, assignments):
+    """Train generator KIND (pig, ddpm-image, scmg) with a recipe; resumable, accelerate-ready."""
     from .paths import data_root
     from .training.cards import record_training_data, write_train_card
     from .training.data import training_dataset
     from .training.loop import train as run
     from .training.objectives import create_objective
-    from .training.recipes import load_recipe, train_config
+    from .training.recipes import apply_overrides, load_recipe, train_config
 
-    recipe = load_recipe(kind, profile)
+    recipe = apply_overrides(load_recipe(kind, profile), list(assignments))
     data = data or data_root() / "BUSI"
     cfg = train_config(recipe, steps=steps, batch_size=batch_size, max_minutes=max_minutes)
     objective = create_objective(recipe["objective"], recipe["model"])

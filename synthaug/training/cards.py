@@ -30,7 +30,8 @@ def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: di
     lines = [
         f"# {folder.parent.name if folder.name == 'final' else folder.name}",
         "",
-        f"- objective: `{recipe['objective']}`, recipe `recipes/{recipe['name']}.yaml`",
+        f"- objective: `{recipe['objective']}`, recipe `recipes/{recipe['name']}.yaml`"
+        + (f" with `--set {' '.join(recipe['overrides'])}`" if recipe.get("overrides") else ""),
         f"- data: `{data}` ({n_cases} training cases; BUSI is read through split.json, train split only)",
         f"- steps: {info.get('steps')} at batch {info.get('batch_size')}, {info.get('mixed_precision')} autocast, EMA {info.get('ema_decay')}",
         f"- wall time: {info.get('train_minutes')} min of training",

@@ -4,6 +4,11 @@ An *objective* owns its models and knows its loss and how to export a
 checkpoint; this loop owns everything else: accelerate (multi-GPU with
 ``accelerate launch``/``torchrun``, bf16 autocast on CPU), an infinite
 shuffled loader, EMA, periodic resumable state, loss logging and export.
+
+Diffusion objectives have one optimiser over all their models. A GAN declares
+``optimizer_groups`` (e.g. D then G, each with its models and learning rate);
+every step then runs one update per group, in order, on the same batch, and
+``loss`` receives the group's name.
 """
 from __future__ import annotations
 
@@ -50,6 +55,17 @@ class Objective(Protocol):
 
     def export(self, models: dict[str, torch.nn.Module], out: Path, info: dict) -> Path: ...
 
+    # optional:
+    # optimizer_groups() -> {group: {"models": [names], "lr": float, "betas": (b1, b2)}}, stepped in order
+    # ema_models: names of the models to keep an EMA of (default: all)
+    # prepare(dataset): fit data-derived settings (e.g. targets) before training
+
+
+def _groups(objective, names: list[str], cfg: TrainConfig) -> dict[str, dict]:
+    groups = objective.optimizer_groups() if hasattr(objective, "optimizer_groups") else {"": {"models": names}}
+    return {g: {"models": list(spec["models"]), "lr": spec.get("lr", cfg.lr), "betas": tuple(spec.get("betas", cfg.betas))}
+            for g, spec in groups.items()}
+
 
 def _infinite(loader):
     epoch = 0
@@ -78,20 +94,27 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
     AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
+    if hasattr(objective, "prepare"):
+        objective.prepare(dataset)
     models = objective.trainable()
-    params = [p for m in models.values() for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    names = list(models)
+    groups = _groups(objective, names, cfg)
+    opts = [torch.optim.AdamW([p for n in g["models"] for p in models[n].parameters()], lr=g["lr"], betas=g["betas"],
+                              weight_decay=cfg.weight_decay) for g in groups.values()]
+    warmup = lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))  # noqa: E731
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, warmup) for o in opts]
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
-    names = list(models)
-    prepared = acc.prepare(*[models[n] for n in names], opt, loader, sched)
+    prepared = acc.prepare(*[models[n] for n in names], *opts, loader, *scheds)
     models = dict(zip(names, prepared[: len(names)]))
-    opt, loader, sched = prepared[len(names):]
+    k = len(names)
+    opts, loader, scheds = prepared[k:k + len(opts)], prepared[k + len(opts)], prepared[k + len(opts) + 1:]
+    steps_of = {g: (opt, sched, [p for n in spec["models"] for p in models[n].parameters()])
+                for (g, spec), opt, sched in zip(groups.items(), opts, scheds)}
     ema = None
     if cfg.ema_decay:
-        ema = {n: EMAModel(acc.unwrap_model(m).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
-               for n, m in models.items()}
+        ema = {n: EMAModel(acc.unwrap_model(models[n]).parameters(), decay=cfg.ema_decay, use_ema_warmup=True,
+                           power=3 / 4) for n in getattr(objective, "ema_models", names)}
         for e in ema.values():
             acc.register_for_checkpointing(e)
 
@@ -123,24 +146,31 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
         batch = next(batches)
         for m in models.values():
             m.train()
-        with acc.autocast():
-            loss, logs = objective.loss(batch, models)
-        acc.backward(loss)
-        if cfg.grad_clip:
-            acc.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        logs, total = {}, 0.0
+        for g, (opt, sched, params) in steps_of.items():
+            with acc.autocast():
+                loss, group_logs = objective.loss(batch, models, g) if g else objective.loss(batch, models)
+            acc.backward(loss)
+            if cfg.grad_clip:
+                acc.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            for o in opts:  # a G loss backpropagates through D too: clear every group's gradients
+                o.zero_grad(set_to_none=True)
+            logs.update(group_logs)
+            if g:
+                logs[f"loss_{g}"] = loss.item()
+            total += loss.item()
         if ema:
-            for n, m in models.items():
-                ema[n].step(acc.unwrap_model(m).parameters())
+            for n, e in ema.items():
+                e.step(acc.unwrap_model(models[n]).parameters())
         step += 1
-        for k, v in {"loss": loss.item(), **logs}.items():
-            running[k] = running.get(k, 0.0) + float(v)
+        for key, v in {"loss": total, **logs}.items():
+            running[key] = running.get(key, 0.0) + float(v)
         bar.update(1)
         if step % cfg.log_every == 0 and acc.is_main_process:
             rec = {k: v / cfg.log_every for k, v in running.items()}
-            rec.update(step=step, lr=sched.get_last_lr()[0], sec_per_step=(time.time() - t0) / max(1, step - start_step))
+            rec.update(step=step, lr=scheds[-1].get_last_lr()[0], sec_per_step=(time.time() - t0) / max(1, step - start_step))
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
             bar.set_postfix(loss=f"{rec['loss']:.4f}")
@@ -158,14 +188,14 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
     if acc.is_main_process:
         export_models = {n: acc.unwrap_model(m) for n, m in models.items()}
         if ema:
-            for n, m in export_models.items():
-                ema[n].store(m.parameters())
-                ema[n].copy_to(m.parameters())
+            for n, e in ema.items():
+                e.store(export_models[n].parameters())
+                e.copy_to(export_models[n].parameters())
         info = {"steps": step, "train_minutes": round((seconds_before + time.time() - t0) / 60, 1),
                 "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": cfg.mixed_precision}
         objective.export(export_models, final, info)
         if ema:
-            for n, m in export_models.items():
-                ema[n].restore(m.parameters())
+            for n, e in ema.items():
+                e.restore(export_models[n].parameters())
     return final
 

@@ -33,6 +33,23 @@ def load_recipe(kind: str, profile: str) -> dict:
     return recipe
 
 
+def apply_overrides(recipe: dict, assignments: list[str]) -> dict:
+    """``section.key=value`` (nested keys allowed; the value parsed as YAML), e.g. ``model.curvature_weight=0``."""
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or parts[0] not in ("model", "train", "data"):
+            raise SynthaugError(f"--set {text!r}: expected SECTION.KEY=VALUE with SECTION model, train or data")
+        node = recipe.setdefault(parts[0], {})
+        for part in parts[1:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SynthaugError(f"--set {text!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    recipe.setdefault("overrides", []).extend(assignments)
+    return recipe
+
+
 def train_config(recipe: dict, **overrides) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     values = {**recipe["train"], **{k: v for k, v in overrides.items() if v is not None}}

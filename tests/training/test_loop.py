@@ -82,3 +82,14 @@ def test_init_from_an_exported_checkpoint_restores_its_weights(tiny_pairs, tmp_p
     fresh.init_from(final)
     got = fresh.models["model_x"].state_dict()["conv_in.weight"]
     assert torch.allclose(got, saved["conv_in.weight"].float())  # fp16 on disk, fp32 in memory
+
+
+def test_recipe_overrides_by_set():
+    from synthaug.training.recipes import apply_overrides
+
+    recipe = apply_overrides(load_recipe("scmg", "cpu-128"), ["model.curvature_weight=0", "train.steps=7",
+                                                              "model.generator.spade_hidden=8"])
+    assert recipe["model"]["curvature_weight"] == 0 and recipe["model"]["generator"]["spade_hidden"] == 8
+    assert train_config(recipe).steps == 7
+    with pytest.raises(SynthaugError, match="SECTION.KEY=VALUE"):
+        apply_overrides(recipe, ["curvature_weight=0"])

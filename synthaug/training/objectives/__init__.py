@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from ...errors import SynthaugError
 
+OBJECTIVES = ("pig", "ddpm-image", "scmg")
+
 
 def create_objective(kind: str, model_cfg: dict):
     if kind in ("pig", "ddpm-image"):
         from .pig import PigObjective
 
         return PigObjective(image_only=(kind == "ddpm-image"), **model_cfg)
-    raise SynthaugError(f"no training objective {kind!r}; available: pig, ddpm-image")
+    if kind == "scmg":
+        from .scmg import ScmgObjective
+
+        return ScmgObjective(**model_cfg)
+    raise SynthaugError(f"no training objective {kind!r}; available: {', '.join(OBJECTIVES)}")
