@@ -55,3 +55,10 @@ def write_results(name: str, payload: dict, markdown: str, out_dir: Path = RESUL
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
     (out_dir / f"{name}.md").write_text(f"{markdown}\n\nProduced by:\n\n```\n{payload['command']}\n```\n")
     return out_dir / f"{name}.json"
+
+
+def area_stats(masks) -> dict:
+    """Lesion area as a fraction of the image: mean, std and quantiles."""
+    a = np.array([m.mean() for m in masks])
+    return {"mean": float(a.mean()), "std": float(a.std()), "q10": float(np.quantile(a, 0.1)),
+            "median": float(np.median(a)), "q90": float(np.quantile(a, 0.9))}

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import busi_sets, write_results  # noqa: E402
+from benchmarks.common import area_stats, busi_sets, write_results  # noqa: E402
 from integrations.smp_timm import build_classifier, build_segmenter, train_classifier, train_segmenter  # noqa: E402
 from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
 from integrations.smp_timm.classification import predict_scores  # noqa: E402
@@ -60,12 +60,6 @@ def generate(gen, n: int, seed: int, batch_size: int):
     t0 = time.time()
     pairs = gen.sample(n, seed=seed, conditions=conds, batch_size=batch_size, progress=True)
     return pairs, time.time() - t0
-
-
-def area_stats(masks) -> dict:
-    a = np.array([m.mean() for m in masks])
-    return {"mean": float(a.mean()), "std": float(a.std()), "q10": float(np.quantile(a, 0.1)),
-            "median": float(np.median(a)), "q90": float(np.quantile(a, 0.9))}
 
 
 def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, real_feats, real_areas):
