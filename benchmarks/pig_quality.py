@@ -11,11 +11,17 @@ Stages (cached in --work so a run can be resumed or split):
    - control: the real classifier's AUC at telling generated benign from malignant.
 
     python benchmarks/pig_quality.py --generator checkpoints/pig-busi-128 \
-        --setting ddim:256:32 --setting dpm++:20:128 --setting dpm++:10:128
+        --setting ddim:256:32 --setting dpm++:20:128 --setting dpm++:10:128 \
+        --baseline runs/ddpm-image-cpu-128/final
+
+``--baseline`` adds the image-only DDPM of the same U-Net size and step budget
+(the PIG paper's Table 1 comparison), sampled with the same settings; it has
+no masks, so only its realism and speed are measured.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -86,6 +92,39 @@ def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, 
     return res, pairs
 
 
+@torch.no_grad()
+def baseline_images(path: Path, scheduler: str, steps: int, n: int, seed: int, batch_size: int):
+    """Images (uint8, output size) from an image-only DDPM checkpoint (a diffusers DDIMPipeline folder)."""
+    from diffusers import DDIMPipeline
+
+    from synthaug.pipelines.base import pair_seeds
+    from synthaug.pipelines.schedulers import make_scheduler
+
+    pipe = DDIMPipeline.from_pretrained(str(path), dtype=torch.float32)
+    size = json.loads((Path(path) / "synthaug.json").read_text()).get("output_size", pipe.unet.config.sample_size)
+    res, seeds, out, t0 = pipe.unet.config.sample_size, pair_seeds(seed, n), [], time.time()
+    for i in range(0, n, batch_size):
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + batch_size]]
+        x = torch.stack([torch.randn(1, res, res, generator=g) for g in gens])
+        sched = make_scheduler(scheduler, pipe.scheduler.config)
+        sched.set_timesteps(steps)
+        for t in sched.timesteps:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                eps = pipe.unet(x, t.expand(len(x))).sample.float()
+            x = sched.step(eps, t, x).prev_sample
+        x = torch.nn.functional.interpolate(x.clamp(-1, 1), size=(size, size), mode="bicubic", align_corners=False)
+        out += list(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()[:, 0])
+    return out, time.time() - t0
+
+
+def evaluate_baseline(path: Path, scheduler: str, steps: int, n: int, seed: int, batch_size: int, real_feats) -> dict:
+    images, seconds = baseline_images(path, scheduler, steps, n, seed, batch_size)
+    feats = image_features(images)
+    return {"model": "image-only DDPM (baseline)", "scheduler": scheduler, "steps": steps, "n": n,
+            "seconds": seconds, "pairs_per_second": n / seconds,
+            "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generator", default="pig")
@@ -97,6 +136,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--name", default="pig_quality")
     ap.add_argument("--only-real-models", action="store_true", help="train the judges and stop")
+    ap.add_argument("--baseline", type=Path, help="image-only DDPM checkpoint to compare realism with (Table 1)")
     args = ap.parse_args(argv)
 
     sets = busi_sets(size=128, transform=ordinary_augmentation())
@@ -118,21 +158,31 @@ def main(argv=None):
         scheduler, steps, n = s.split(":")
         res, pairs = evaluate_setting(args.generator, scheduler, int(steps), int(n), args.seed, args.batch_size,
                                       seg, cls, real_feats, real_areas)
+        res["model"] = "PIG"
         print(res, flush=True)
         rows.append(res)
-    md = ["| sampler | steps | pairs/s | FD | KID | seg. Dice on generated | non-empty | area mean (real) | cls. AUC gen. |",
-          "|---|---|---|---|---|---|---|---|---|"]
+        if args.baseline:
+            rows.append(evaluate_baseline(args.baseline, scheduler, int(steps), int(n), args.seed, args.batch_size,
+                                          real_feats))
+            print(rows[-1], flush=True)
+    md = ["| model | sampler | steps | pairs/s | FD | KID | seg. Dice on generated | non-empty | area mean (real) | "
+          "cls. AUC gen. |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "area" not in r:  # the image-only baseline: realism and speed only
+            md.append(f"| {r['model']} | {r['scheduler']} | {r['steps']} | {r['pairs_per_second']:.3f} (images) | "
+                      f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | – | – | – | – |")
+            continue
         auc = r.get("classifier_on_generated", {}).get("auc", float("nan"))
-        md.append(f"| {r['scheduler']} | {r['steps']} | {r['pairs_per_second']:.3f} | {r['frechet_distance']:.1f} | "
-                  f"{r['kernel_distance']:.4f} | "
+        md.append(f"| {r['model']} | {r['scheduler']} | {r['steps']} | {r['pairs_per_second']:.3f} | "
+                  f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | "
                   f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['nonempty_binary_share']:.2f} | "
                   f"{r['area']['mean']:.3f} ({r['area_real']['mean']:.3f}) | {auc:.3f} |")
     md.append("")
     md.append(f"Judges trained on {len(real_train)} BUSI train images; on the held-out part ({judges['internal_test']}): "
               f"segmenter Dice {judges['segmenter_dice_on_real_heldout']['mean']:.3f}, "
               f"classifier AUC {judges['classifier_on_real_heldout']['auc']:.3f}.")
-    write_results(args.name, {"generator": str(args.generator), "judges": judges, "settings": rows}, "\n".join(md))
+    write_results(args.name, {"generator": str(args.generator), "baseline": str(args.baseline or ""), "judges": judges,
+                              "settings": rows}, "\n".join(md))
 
 
 if __name__ == "__main__":
