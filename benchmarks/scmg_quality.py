@@ -29,9 +29,9 @@ from benchmarks.common import area_stats, write_results  # noqa: E402
 from synthaug.data.datasets import PairDataset  # noqa: E402
 from synthaug.geometry import boundary_curvature, box_iou, mask_boxes  # noqa: E402
 from synthaug.paths import data_root  # noqa: E402
-from synthaug.pipelines.base import LABELS, Condition  # noqa: E402
+from synthaug.pipelines.base import LABELS  # noqa: E402
 from synthaug.pipelines.scmg import ScmgMasks  # noqa: E402
-from synthaug.preview import save_grid  # noqa: E402
+from synthaug.preview import save_mask_grid  # noqa: E402
 
 
 def curvature_stats(masks: np.ndarray) -> dict:
@@ -87,18 +87,13 @@ def generated(ckpt: Path, n: int, seed: int) -> tuple[dict, dict, float, ScmgMas
 
 def preview(gen: ScmgMasks, path: Path, per_row: int = 8, seed: int = 7) -> None:
     """Fig. 5 style: a row of benign and a row of malignant masks, each with its requested rectangle."""
-    tiles, boxes, titles = [], [], []
-    size = gen.output_size
+    masks, boxes, titles = [], [], []
     for label in LABELS:
         m, conds = gen.sample(per_row, seed=seed, label=label)
-        for mask, c in zip(m, conds):
-            x0, y0, x1, y1 = (np.array(c.box) * size).round().astype(int)
-            rect = np.zeros((size, size), bool)
-            rect[y0:y1, x0:x1] = True
-            tiles.append((mask * 255).astype(np.uint8))
-            boxes.append(rect)
-            titles.append(label)
-    save_grid(path, tiles, boxes, titles, ncol=per_row)
+        masks += list(m)
+        boxes += [c.box for c in conds]
+        titles += [label] * per_row
+    save_mask_grid(path, masks, boxes, titles, ncol=per_row)
 
 
 def plot(real: dict, gens: dict, path: Path) -> None:

@@ -215,16 +215,42 @@ def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_si
     """Write N generated pairs (images/, masks/, pairs.json) and a preview grid PNG."""
     from .sampling import sample_to_folder
 
-    box_t = None
-    if box:
-        try:
-            box_t = tuple(float(v) for v in box.split(","))
-            assert len(box_t) == 4
-        except (ValueError, AssertionError):
-            raise click.BadParameter("--box takes four numbers x0,y0,x1,y1") from None
-    folder = sample_to_folder(generator, n, out, seed=seed, tumour_type=tumour_type, box=box_t, steps=steps,
+    folder = sample_to_folder(generator, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box), steps=steps,
                               scheduler=scheduler, batch_size=batch_size, device=device)
     click.echo(str(folder))
+
+
+def _parse_box(box: str | None):
+    if not box:
+        return None
+    try:
+        values = tuple(float(v) for v in box.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise click.BadParameter("--box takes four numbers x0,y0,x1,y1")
+    return values
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="SCMG checkpoint folder (default: checkpoints/scmg-busi-128).")
+@click.option("-n", "n", type=int, default=16, show_default=True, help="Number of masks.")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--type", "tumour_type", type=click.Choice(["benign", "malignant"]), default=None,
+              help="Tumour type (default: drawn at the training shares).")
+@click.option("--box", default=None, help="Bounding box x0,y0,x1,y1 in [0,1] (default: drawn from the training boxes).")
+@click.option("--device", default="cpu", show_default=True)
+@_friendly
+def masks(checkpoint, n, out, seed, tumour_type, box, device):
+    """Write N SCMG lesion masks for a type and box (masks/, masks.json, preview.png)."""
+    from .paths import checkpoints_root
+    from .sampling import masks_to_folder
+
+    checkpoint = checkpoint or checkpoints_root() / "scmg-busi-128"
+    click.echo(str(masks_to_folder(checkpoint, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box),
+                                   device=device)))
 
 
 @main.command()

@@ -36,3 +36,19 @@ def save_grid(path: str | Path, images: Sequence[np.ndarray], masks: Sequence[np
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
     return path
+
+
+def save_mask_grid(path: str | Path, masks: Sequence[np.ndarray], boxes: Sequence[Sequence[float]],
+                   titles: Sequence[str] | None = None, ncol: int = 8) -> Path:
+    """Masks (white) with their requested rectangle (normalised ``[x0, y0, x1, y1]``) outlined in colour."""
+    tiles, rects = [], []
+    for mask, box in zip(masks, boxes):
+        h, w = mask.shape
+        x0, x1 = (np.array(box[0::2]) * w).round().astype(int)
+        y0, y1 = (np.array(box[1::2]) * h).round().astype(int)
+        rect = np.zeros((h, w), bool)
+        rect[y0:y1, x0:x1] = True
+        tiles.append((np.asarray(mask) > 0).astype(np.uint8) * 255)
+        rects.append(rect)
+    return save_grid(path, tiles, rects, titles, ncol=ncol)
+

@@ -1,11 +1,11 @@
-"""``synthaug sample``: generated pairs to a plain folder a PairBank can read back."""
+"""``synthaug sample`` (pairs, to a folder a PairBank reads back) and ``synthaug masks`` (SCMG masks)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from .io.images import write_json, write_png
 from .pipelines.base import LABELS, Condition, create_generator
-from .preview import save_grid
+from .preview import save_grid, save_mask_grid
 
 
 def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "mixed", box=None, steps=None,
@@ -28,3 +28,21 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
     titles = [str(m.get("label") or "") for m in meta.values()]
     save_grid(out / "preview.png", [p.image for p in pairs], [p.mask for p in pairs], titles=titles)
     return out
+
+
+def masks_to_folder(checkpoint, n: int, out, seed: int = 0, tumour_type: str | None = None, box=None,
+                    device: str = "cpu") -> Path:
+    """SCMG masks: ``masks/mask_NNNNN.png`` (0/1), ``masks.json`` (type and box of each) and ``preview.png``."""
+    from .pipelines.scmg import ScmgMasks
+
+    gen = ScmgMasks.from_pretrained(checkpoint, device=device)
+    masks, conds = gen.sample(n, seed=seed, conditions=[Condition(tumour_type, box)] * n)
+    out = Path(out)
+    meta = {}
+    for i, (mask, c) in enumerate(zip(masks, conds)):
+        write_png(out / "masks" / f"mask_{i:05d}.png", mask)
+        meta[f"mask_{i:05d}"] = c.to_dict()
+    write_json(out / "masks.json", {"checkpoint": str(checkpoint), "seed": seed, "masks": meta})
+    save_mask_grid(out / "preview.png", masks, [c.box for c in conds], titles=[c.label for c in conds])
+    return out
+

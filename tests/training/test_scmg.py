@@ -76,6 +76,19 @@ def test_gan_trains_in_the_loop_resumes_and_samples(tiny_masks, tmp_path):
     again, _ = masks.sample(5, seed=1, conditions=conds)
     assert np.array_equal(out, again)  # one seed per mask: reproducible
 
+    from click.testing import CliRunner
+
+    from synthaug.cli import main
+
+    res = CliRunner().invoke(main, ["masks", "--checkpoint", str(final), "-n", "3", "--type", "benign",
+                                    "--box", "0.2,0.2,0.7,0.6", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "m" / "masks.json").read_text())["masks"]
+    assert [m["box"] for m in meta.values()] == [[0.2, 0.2, 0.7, 0.6]] * 3 and (tmp_path / "m" / "preview.png").is_file()
+    bad = CliRunner().invoke(main, ["masks", "--checkpoint", str(final), "--box", "0.7,0.2,0.1,0.6", "--out",
+                                    str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "x0<x1" in bad.output
+
 
 def test_curvature_loss_switch_and_bad_data(tiny_masks):
     obj = create_objective("scmg", {**TINY, "curvature_weight": 0.0})
