@@ -5,8 +5,10 @@ bounding boxes; G draws fresh latents for the same types and boxes.
   L_D = L_adv^D + L_cls^D     (real/fake BCE; type cross-entropy on real masks)
   L_G = L_adv^G + w_cur L_cur (non-saturating BCE; L_cur = |kappa(G) - kappa_target[type]|)
 The per-type curvature targets are measured on the user's own training masks
-(``prepare``), at the resolution G is trained at, and stored with the
-checkpoint next to the empirical per-type box distribution sampling draws from.
+(``prepare``) at ``curvature_size`` (default: the output size, where masks are
+used and judged; G's output is upsampled bilinearly to it for L_cur), and stored
+with the checkpoint next to the empirical per-type box distribution sampling
+draws from.
 ``curvature_weight: 0`` is the paper's ablation without L_cur.
 """
 from __future__ import annotations
@@ -27,9 +29,11 @@ from ...pipelines.scmg import SCMGPipeline, save_scmg
 class ScmgObjective:
     def __init__(self, resolution: int = 64, output_size: int = 128, generator: dict | None = None,
                  discriminator: dict | None = None, curvature_weight: float = 1.0, curvature_sigma: float = 1.0,
+                 curvature_size: int | None = None,
                  lr_g: float = 2e-4, lr_d: float = 1e-4, betas: tuple = (0.5, 0.999), hflip: bool = True):
         self.resolution, self.output_size, self.hflip = resolution, output_size, hflip
         self.curvature_weight, self.curvature_sigma = curvature_weight, curvature_sigma
+        self.curvature_size = curvature_size or output_size
         self.lr_g, self.lr_d, self.betas = lr_g, lr_d, tuple(betas)
         g = dict(generator or {})
         blocks = g.setdefault("block_out_channels", [128, 64, 32, 16])
@@ -67,22 +71,30 @@ class ScmgObjective:
             m = F.interpolate(m, size=(self.resolution,) * 2, mode="area")
         return m, labels
 
+    def _curvature(self, masks: torch.Tensor) -> torch.Tensor:
+        if masks.shape[-1] != self.curvature_size:
+            masks = F.interpolate(masks, size=(self.curvature_size,) * 2, mode="bilinear", align_corners=False)
+        return boundary_curvature(masks, sigma=self.curvature_sigma)
+
     def prepare(self, dataset) -> None:
         """Per-type curvature targets and the per-type box distribution of the training masks."""
         from torch.utils.data import DataLoader
 
-        masks, labels = [], []
+        masks, labels, kappa = [], [], []
         for batch in DataLoader(dataset, batch_size=64):
             try:
                 m, lab = self._masks(batch)
             except SynthaugError:
                 continue
+            full = batch["mask"].float()[(batch["mask"].flatten(1).amax(1) > 0) & (torch.as_tensor(batch["label"]) >= 0)]
+            if full.shape[-1] != self.curvature_size:
+                full = F.interpolate(full, size=(self.curvature_size,) * 2, mode="area").gt(0.5).float()
             masks.append(m)
             labels.append(lab)
+            kappa.append(boundary_curvature(full, sigma=self.curvature_sigma))
         if not masks:
             raise SynthaugError("no lesion masks with a tumour type in the training data: SCMG cannot train")
-        masks, labels = torch.cat(masks), torch.cat(labels)
-        kappa = boundary_curvature(masks, sigma=self.curvature_sigma)
+        masks, labels, kappa = torch.cat(masks), torch.cat(labels), torch.cat(kappa)
         boxes = mask_boxes(masks)
         targets, prior = [], {}
         for code, name in enumerate(LABELS):
@@ -116,7 +128,7 @@ class ScmgObjective:
         fake = G(z, labels, boxes)
         adv_fake, _ = D(fake, boxes)
         l_adv = F.binary_cross_entropy_with_logits(adv_fake.float(), torch.ones_like(adv_fake.float()))
-        kappa = boundary_curvature(fake.float(), sigma=self.curvature_sigma)
+        kappa = self._curvature(fake.float())
         target = self.targets.to(real.device)[labels]
         ok = ~kappa.isnan()
         l_cur = (kappa[ok] - target[ok]).abs().mean() if bool(ok.any()) else kappa.new_zeros(())
@@ -127,5 +139,6 @@ class ScmgObjective:
         pipe = SCMGPipeline(mask_generator=models["generator"])
         meta = {"resolution": self.resolution, "output_size": self.output_size,
                 "curvature_weight": self.curvature_weight, "curvature_sigma": self.curvature_sigma,
+                "curvature_size": self.curvature_size,
                 "prior": self.prior, **info}
         return save_scmg(pipe, out, meta)
