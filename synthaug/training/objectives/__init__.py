@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...errors import SynthaugError
 
-OBJECTIVES = ("pig", "ddpm-image", "scmg")
+OBJECTIVES = ("pig", "ddpm-image", "scmg", "vae")
 
 
 def create_objective(kind: str, model_cfg: dict):
@@ -15,4 +15,8 @@ def create_objective(kind: str, model_cfg: dict):
         from .scmg import ScmgObjective
 
         return ScmgObjective(**model_cfg)
+    if kind == "vae":
+        from .vae import VaeObjective
+
+        return VaeObjective(**model_cfg)
     raise SynthaugError(f"no training objective {kind!r}; available: {', '.join(OBJECTIVES)}")
