@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -84,6 +85,9 @@ def test_recipes_load_and_reject_unknown_settings():
         train_config({**recipe, "train": {**recipe["train"], "stepz": 1}})
     with pytest.raises(SynthaugError, match="no recipe"):
         load_recipe("pig", "gpu-9000")
+    for name in list_recipes():  # every shipped recipe parses into a valid train config
+        kind, profile = re.fullmatch(r"(.+)-(cpu-128|paper)", name).groups()
+        assert train_config(load_recipe(kind, profile)).steps > 0
 
 
 def test_init_from_an_exported_checkpoint_restores_its_weights(tiny_pairs, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...errors import SynthaugError
 
-OBJECTIVES = ("pig", "ddpm-image", "scmg", "vae")
+OBJECTIVES = ("pig", "ddpm-image", "scmg", "vae", "ldm", "controlnet")
 
 
 def create_objective(kind: str, model_cfg: dict):
@@ -19,4 +19,8 @@ def create_objective(kind: str, model_cfg: dict):
         from .vae import VaeObjective
 
         return VaeObjective(**model_cfg)
+    if kind in ("ldm", "controlnet"):
+        from .ldm import LatentDiffusionObjective
+
+        return LatentDiffusionObjective(stage=kind, **model_cfg)
     raise SynthaugError(f"no training objective {kind!r}; available: {', '.join(OBJECTIVES)}")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
+from ...errors import SynthaugError
 from ...pipelines.base import GENERATOR_INFO
 
 
@@ -47,6 +48,8 @@ def from_vae(y: torch.Tensor) -> torch.Tensor:
 def load_vae(path: str | Path) -> AutoencoderKL:
     """A diffusers AutoencoderKL from a folder, or from its ``vae/`` subfolder (synthaug and SD layouts)."""
     path = Path(path)
+    if not path.is_dir():
+        raise SynthaugError(f"no VAE at {path}: train one (synthaug train vae --out RUN) and pass RUN/final")
     sub = "vae" if (path / "vae" / "config.json").is_file() else None
     return AutoencoderKL.from_pretrained(str(path), subfolder=sub, dtype=torch.float32)
 

