@@ -468,7 +468,7 @@ def notes(task: Task, plan: dict, meta: dict) -> list[str]:
     out = [
         "- Conditions: `0%` real only without augmentation; `ordinary` real with ordinary augmentation; "
         "`N%` real + round(N% x real) synthetic pairs, **with ordinary augmentation too (as in the BUS paper)**, "
-        "the synthetic pairs augmented like the real ones. Epochs are fixed, so more data means more steps.",
+        "the synthetic pairs augmented like the real ones.",
         f"- Train: {meta['n_train']} real BUSI train cases; validation ({meta['n_val']}): {names['val']}; "
         f"internal test ({meta['n_internal']}): {names['internal']}"
         + (f"; external: {names['external']} ({meta['n_external']})" if "external" in names else "") + ".",
