@@ -64,7 +64,7 @@ def _branch(in_channels: int, channels: tuple) -> nn.Sequential:
 
 
 def log_spectrum(mask: torch.Tensor) -> torch.Tensor:
-    """Centred log(1 + |FFT2|) of each mask, scaled by its pixel count (the frequency branch's input)."""
+    """Centred log(1 + |FFT2|) of each mask (orthonormal FFT): the frequency branch's input."""
     spec = torch.fft.fftshift(torch.fft.fft2(mask.float(), norm="ortho"), dim=(-2, -1)).abs()
     return torch.log1p(spec)
 
