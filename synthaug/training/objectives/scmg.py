@@ -59,14 +59,19 @@ class ScmgObjective:
             SCMGGenerator.from_pretrained(str(path), subfolder="mask_generator").state_dict())
 
     # ------------------------------------------------------------------------- data
-    def _masks(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Non-empty tumour-typed masks of the batch, area-downsampled to the training resolution."""
+    @staticmethod
+    def _typed_lesions(batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's non-empty masks with a tumour type, at their own size, and their class ids."""
         m, labels = batch["mask"].float(), torch.as_tensor(batch["label"]).long()
         keep = (m.flatten(1).amax(1) > 0) & (labels >= 0)
         if not bool(keep.any()):
             raise SynthaugError("SCMG trains on lesion masks with a tumour type (benign/malignant); "
                                 "this batch has none: check the dataset's masks and case_metadata labels")
-        m, labels = m[keep], labels[keep]
+        return m[keep], labels[keep]
+
+    def _masks(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Non-empty tumour-typed masks of the batch, area-downsampled to the training resolution."""
+        m, labels = self._typed_lesions(batch)
         if m.shape[-1] != self.resolution:
             m = F.interpolate(m, size=(self.resolution,) * 2, mode="area")
         return m, labels
@@ -83,10 +88,10 @@ class ScmgObjective:
         masks, labels, kappa = [], [], []
         for batch in DataLoader(dataset, batch_size=64):
             try:
-                m, lab = self._masks(batch)
+                full, lab = self._typed_lesions(batch)
             except SynthaugError:
                 continue
-            full = batch["mask"].float()[(batch["mask"].flatten(1).amax(1) > 0) & (torch.as_tensor(batch["label"]) >= 0)]
+            m = F.interpolate(full, size=(self.resolution,) * 2, mode="area") if full.shape[-1] != self.resolution else full
             if full.shape[-1] != self.curvature_size:
                 full = F.interpolate(full, size=(self.curvature_size,) * 2, mode="area").gt(0.5).float()
             masks.append(m)
