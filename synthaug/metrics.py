@@ -51,6 +51,21 @@ def mean_dice(preds, targets) -> float:
     return float(np.mean([dice(p, t) for p, t in zip(preds, targets)]))
 
 
+# ============================================================================= reconstruction
+def psnr_ssim(originals, reconstructions) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM of uint8 grey image pairs (scikit-image, data range 255)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    if len(originals) != len(reconstructions) or not len(originals):
+        raise SynthaugError(f"need equally many originals and reconstructions, got {len(originals)} and "
+                            f"{len(reconstructions)}")
+    pairs = [(np.asarray(a, np.uint8), np.asarray(b, np.uint8)) for a, b in zip(originals, reconstructions)]
+    psnr = [peak_signal_noise_ratio(a, b, data_range=255) for a, b in pairs]
+    ssim = [structural_similarity(a, b, data_range=255) for a, b in pairs]
+    return {"psnr": float(np.mean(psnr)), "psnr_std": float(np.std(psnr)),
+            "ssim": float(np.mean(ssim)), "ssim_std": float(np.std(ssim)), "n": len(pairs)}
+
+
 # ============================================================================= classification
 def auc_f1(y_true, scores, threshold: float = 0.5) -> dict[str, float]:
     """``{"auc", "f1"}`` of binary labels (1 = positive, e.g. malignant) against scores.

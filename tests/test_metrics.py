@@ -128,3 +128,15 @@ def test_set_distances_smoke():
     rng = np.random.default_rng(5)
     d = set_distances(list(_tissue(rng, n=2, size=32)), list(_tissue(rng, n=2, size=32)), subsets=2)
     assert set(d) == {"fd", "kid"} and d["fd"] >= 0
+
+
+def test_psnr_ssim_known_values():
+    from synthaug.metrics import psnr_ssim
+
+    a = np.full((16, 16), 100, np.uint8)
+    b = a.copy()
+    b[0, :] = 110  # MSE = 100/16 -> PSNR = 10 log10(255^2 / 6.25)
+    r = psnr_ssim([a], [b])
+    assert r["psnr"] == pytest.approx(10 * np.log10(255 ** 2 / 6.25)) and r["ssim"] < 1 and r["n"] == 1
+    with pytest.raises(SynthaugError):
+        psnr_ssim([a], [])

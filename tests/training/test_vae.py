@@ -50,3 +50,24 @@ def test_init_from_a_local_three_channel_vae(images, tmp_path):
     assert to_vae(x, vae).shape == (2, 3, 32, 32) and from_vae(to_vae(x, vae)).shape == x.shape
     loss, _ = obj.loss({"image": (x + 1) / 2}, obj.models)
     assert torch.isfinite(loss)
+
+
+def test_crop_training_sees_windows_and_the_vae_codes_whole_images(images, tmp_path):
+    from synthaug.errors import SynthaugError
+    from synthaug.training.objectives.vae import random_crops, reconstruct
+
+    x = torch.arange(2 * 32 * 32, dtype=torch.float32).view(2, 1, 32, 32)
+    crops = random_crops(x, 16)
+    assert crops.shape == (2, 1, 16, 16)
+    for c, full in zip(crops, x):  # each window is a contiguous block of its own image
+        y, x0 = divmod(int(c[0, 0, 0] - full[0, 0, 0]), 32)
+        assert torch.equal(c, full[:, y:y + 16, x0:x0 + 16])
+    obj = create_objective("vae", {**TINY, "crop": 16})
+    seen = []
+    obj.models["vae"].encoder.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape))
+    obj.loss({"image": torch.rand(3, 1, 32, 32)}, obj.models)
+    assert seen[-1][-2:] == (16, 16)
+    rec = reconstruct(obj.models["vae"], torch.rand(2, 1, 32, 32) * 2 - 1)
+    assert rec.shape == (2, 1, 32, 32) and rec.abs().max() <= 1
+    with pytest.raises(SynthaugError, match="crop"):
+        create_objective("vae", {**TINY, "crop": 40})

@@ -4,6 +4,9 @@ No Stable Diffusion weights exist here, so the CPU recipe trains a small
 AutoencoderKL from scratch on the training images; ``init_from`` starts from any
 local diffusers AutoencoderKL folder instead (an SD VAE included: a 3-channel
 VAE sees the grey image repeated on its channels and returns their mean).
+Training can read random ``crop`` x ``crop`` windows (the network is fully
+convolutional, as LDM trains its autoencoders on crops): 64 px crops make a CPU
+step 4x cheaper and the exported VAE still codes the whole 128 px image.
 The latent scale diffusion needs (diffusers' ``scaling_factor``) is set at export
 from a running estimate of the latent standard deviation.
 """
@@ -45,6 +48,24 @@ def from_vae(y: torch.Tensor) -> torch.Tensor:
     return y.mean(1, keepdim=True) if y.shape[1] != 1 else y
 
 
+def random_crops(x: torch.Tensor, size: int) -> torch.Tensor:
+    """One random ``size`` x ``size`` window per image of the batch."""
+    h, w = x.shape[-2:]
+    ys = torch.randint(0, h - size + 1, (x.shape[0],)).tolist()
+    xs = torch.randint(0, w - size + 1, (x.shape[0],)).tolist()
+    return torch.stack([im[..., y:y + size, x0:x0 + size] for im, y, x0 in zip(x, ys, xs)])
+
+
+@torch.no_grad()
+def reconstruct(vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """Encode (posterior mean) and decode grey images (B, 1, H, W) in [-1, 1]; the VAE's round trip."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].float()
+        out.append(from_vae(vae.decode(vae.encode(to_vae(x, vae)).latent_dist.mean).sample.float()).clamp(-1, 1))
+    return torch.cat(out)
+
+
 def load_vae(path: str | Path) -> AutoencoderKL:
     """A diffusers AutoencoderKL from a folder, or from its ``vae/`` subfolder (synthaug and SD layouts)."""
     path = Path(path)
@@ -55,8 +76,11 @@ def load_vae(path: str | Path) -> AutoencoderKL:
 
 
 class VaeObjective:
-    def __init__(self, resolution: int = 128, vae: dict | None = None, kl_weight: float = 1e-6, hflip: bool = True):
-        self.resolution, self.kl_weight, self.hflip = resolution, kl_weight, hflip
+    def __init__(self, resolution: int = 128, vae: dict | None = None, kl_weight: float = 1e-6, hflip: bool = True,
+                 crop: int | None = None):
+        if crop is not None and (crop > resolution or crop % 8):
+            raise SynthaugError(f"VAE crop {crop} must be a multiple of 8 and at most the resolution {resolution}")
+        self.resolution, self.kl_weight, self.hflip, self.crop = resolution, kl_weight, hflip, crop
         self.models = {"vae": small_vae(resolution, **(vae or {}))}
         self._latent_var: float | None = None
 
@@ -75,6 +99,8 @@ class VaeObjective:
         if self.hflip:
             flip = (torch.rand(x.shape[0], device=x.device) < 0.5).view(-1, 1, 1, 1)
             x = torch.where(flip, x.flip(-1), x)
+        if self.crop and self.crop < self.resolution:
+            x = random_crops(x, self.crop)
         posterior = vae.encode(to_vae(x, vae)).latent_dist
         rec = from_vae(vae.decode(posterior.sample()).sample.float())
         l_rec = F.l1_loss(rec, x)
