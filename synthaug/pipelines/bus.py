@@ -80,9 +80,16 @@ class BusGenerator(PairGenerator):
     conditions = frozenset({"label", "box"})
     required_files = (GENERATOR_INFO, "model_index.json", "vae", "unet", "controlnet", "scheduler", "mask_generator")
 
+    ABLATIONS = ("full", "mask-only", "text-only")
+
     def __init__(self, pipe: BusPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
-                 guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None):
-        self.pipe, self.info, self.bf16 = pipe, info, bf16
+                 guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None,
+                 ablation: str = "full"):
+        """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
+        empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned)."""
+        if ablation not in self.ABLATIONS:
+            raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
+        self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
         self.masks = ScmgMasks(SCMGPipeline(mask_generator=pipe.mask_generator), info)
         self.resolution = int(info.get("output_size", 128))
         self.steps = int(steps or info.get("default_steps", 20))
@@ -115,11 +122,15 @@ class BusGenerator(PairGenerator):
                                output_size=self.resolution)
         masks = (soft > 0.5).float()
         prompts = [self.prompt(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
+        if self.ablation == "mask-only":
+            prompts = [""] * len(prompts)
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
-                           num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16)
+                           num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
+                           control_scale=0.0 if self.ablation == "text-only" else 1.0)
         imgs = ((images + 1) * 127.5).round().to(torch.uint8).cpu().numpy()[:, 0]
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
-                                                      "steps": self.steps, "scheduler": self.scheduler})
+                                                      "steps": self.steps, "scheduler": self.scheduler,
+                                                      "ablation": self.ablation})
                 for i, m, c, p in zip(imgs, masks, conds, prompts)]
 
 

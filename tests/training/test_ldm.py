@@ -82,6 +82,22 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
     again = gen.sample(1, seeds=[pairs[1].meta["seed"]])[0]
     assert np.array_equal(again.mask, pairs[1].mask)  # one seed per pair, whatever the batch
 
+    # the paper's ablations: Ours-m (no text) and Ours-t (no mask control)
+    seed = [pairs[0].meta["seed"]]
+    mask_only = create_generator(bus, ablation="mask-only").sample(1, seeds=seed, conditions=[Condition("malignant")])[0]
+    assert mask_only.meta["prompt"] == "" and mask_only.meta["ablation"] == "mask-only"
+    text = gen.text(["malignant tumor with irregular borders and heterogeneous internal echogenicity"])
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    square, empty = torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)
+    square[..., 8:24, 8:24] = 1
+    kw = dict(num_inference_steps=2, bf16=False)
+    assert torch.equal(gen.pipe(square, text, generator=g(), control_scale=0.0, **kw),
+                       gen.pipe(empty, text, generator=g(), control_scale=0.0, **kw))  # text-only ignores the mask
+    assert not torch.equal(gen.pipe(square, text, generator=g(), **kw), gen.pipe(empty, text, generator=g(), **kw))
+    assert create_generator(bus, ablation="text-only").ablation == "text-only"
+    with pytest.raises(SynthaugError, match="ablation"):
+        create_generator(bus, ablation="no-text")
+
 
 def test_latent_recipes_need_their_inputs():
     with pytest.raises(SynthaugError, match="model.vae"):
