@@ -1,4 +1,9 @@
-"""PIG quality, coherence, control and speed (issue "PIG", Must show).
+"""Pair-generator quality, coherence, control and speed (issues "PIG" and "BUS generator", Must show).
+
+Named after its first user, it measures any registered pair generator
+(``--generator``), variants of it (``--variant "Ours-m:ablation=mask-only"``:
+generator options, e.g. the BUS paper's ablations) and other generators for
+comparison (``--compare PIG=checkpoints/pig-busi-128``) under the same settings.
 
 Stages (cached in --work so a run can be resumed or split):
 1. real models: an smp U-Net segmenter and a timm classifier trained on the
@@ -13,6 +18,10 @@ Stages (cached in --work so a run can be resumed or split):
     python benchmarks/pig_quality.py --generator checkpoints/pig-busi-128 \
         --setting ddim:256:32 --setting dpm++:20:128 --setting dpm++:10:128 \
         --baseline runs/ddpm-image-cpu-128/final
+
+    python benchmarks/pig_quality.py --generator checkpoints/bus-busi-128 --label BUS \
+        --variant "BUS mask-only:ablation=mask-only" --variant "BUS text-only:ablation=text-only" \
+        --compare PIG=checkpoints/pig-busi-128 --setting dpm++:20:128
 
 ``--baseline`` adds the image-only DDPM of the same U-Net size and step budget
 (the PIG paper's Table 1 comparison), sampled with the same settings; it has
@@ -68,8 +77,21 @@ def generate(gen, n: int, seed: int, batch_size: int):
     return pairs, time.time() - t0
 
 
-def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, real_feats, real_areas):
-    gen = create_generator(gen_path, scheduler=scheduler, steps=steps)
+def parse_options(text: str) -> dict:
+    """``"ablation=mask-only,guidance_scale=2"`` -> generator keyword arguments (numbers as numbers)."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value) if "." in value else int(value)
+        except ValueError:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, real_feats, real_areas,
+                     options: dict | None = None):
+    gen = create_generator(gen_path, **{"scheduler": scheduler, "steps": steps, **(options or {})})
     pairs, seconds = generate(gen, n, seed, batch_size)
     images, masks = [p.image for p in pairs], [p.mask.astype(bool) for p in pairs]
     labels = [p.meta.get("label") for p in pairs]
@@ -128,6 +150,10 @@ def evaluate_baseline(path: Path, scheduler: str, steps: int, n: int, seed: int,
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generator", default="pig")
+    ap.add_argument("--label", default="PIG", help="the generator's name in the table")
+    ap.add_argument("--variant", action="append", default=[],
+                    help='"NAME:key=value,...": the generator again with these options (repeatable)')
+    ap.add_argument("--compare", action="append", default=[], help="NAME=CHECKPOINT: another generator (repeatable)")
     ap.add_argument("--setting", action="append", default=[], help="scheduler:steps:n, repeatable")
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"))
     ap.add_argument("--seg-epochs", type=int, default=30)
@@ -153,14 +179,18 @@ def main(argv=None):
     real_images = [r.image for r in real_train.records]
     real_feats = image_features(real_images)
     real_areas = area_stats([r.mask for r in real_train.records])
+    models = [(args.label, args.generator, {})]
+    models += [(v.partition(":")[0], args.generator, parse_options(v.partition(":")[2])) for v in args.variant]
+    models += [(c.partition("=")[0], c.partition("=")[2], {}) for c in args.compare]
     rows = []
     for s in args.setting or ["ddim:256:32", "dpm++:20:128"]:
         scheduler, steps, n = s.split(":")
-        res, pairs = evaluate_setting(args.generator, scheduler, int(steps), int(n), args.seed, args.batch_size,
-                                      seg, cls, real_feats, real_areas)
-        res["model"] = "PIG"
-        print(res, flush=True)
-        rows.append(res)
+        for name, path, options in models:
+            res, pairs = evaluate_setting(path, scheduler, int(steps), int(n), args.seed, args.batch_size,
+                                          seg, cls, real_feats, real_areas, options)
+            res.update(model=name, options=options)
+            print(res, flush=True)
+            rows.append(res)
         if args.baseline:
             rows.append(evaluate_baseline(args.baseline, scheduler, int(steps), int(n), args.seed, args.batch_size,
                                           real_feats))
@@ -181,7 +211,7 @@ def main(argv=None):
     md.append(f"Judges trained on {len(real_train)} BUSI train images; on the held-out part ({judges['internal_test']}): "
               f"segmenter Dice {judges['segmenter_dice_on_real_heldout']['mean']:.3f}, "
               f"classifier AUC {judges['classifier_on_real_heldout']['auc']:.3f}.")
-    write_results(args.name, {"generator": str(args.generator), "baseline": str(args.baseline or ""), "judges": judges,
+    write_results(args.name, {"generator": str(args.generator), "compare": args.compare, "baseline": str(args.baseline or ""), "judges": judges,
                               "settings": rows}, "\n".join(md))
 
 
