@@ -26,7 +26,11 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
         meta[name] = {**p.meta, "checkpoint_hash": gen.checkpoint_hash()}
     write_json(out / "pairs.json", {"generator": gen.name, "pairs": meta})
     titles = [str(m.get("label") or "") for m in meta.values()]
-    save_grid(out / "preview.png", [p.image for p in pairs], [p.mask for p in pairs], titles=titles)
+    # one block of rows per tumour type (benign above malignant, like the BUS paper's Fig. 4)
+    order = sorted(range(len(pairs)), key=lambda i: LABELS.index(titles[i]) if titles[i] in LABELS else len(LABELS))
+    ncol = min(8, max(titles.count(t) for t in set(titles)))
+    save_grid(out / "preview.png", [pairs[i].image for i in order], [pairs[i].mask for i in order],
+              titles=[titles[i] for i in order], ncol=ncol)
     return out
 
 

@@ -27,6 +27,17 @@ def test_sample_writes_pairs_preview_and_a_readable_bank(tiny_pig_dir, tmp_path)
     assert len(bank) == 3 and bank[0].meta.get("label") == "malignant"
 
 
+def test_mixed_preview_has_a_benign_row_above_a_malignant_row(tiny_pig_dir, tmp_path):
+    out = tmp_path / "s"
+    res = CliRunner().invoke(main, ["sample", "--generator", str(tiny_pig_dir), "-n", "6", "--out", str(out),
+                                    "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    labels = [m["label"] for m in json.loads((out / "pairs.json").read_text())["pairs"].values()]
+    assert labels == ["benign", "malignant"] * 3  # generated alternating ...
+    w, h = Image.open(out / "preview.png").size
+    assert w == 3 * 128 and h == 2 * (128 + 14)  # ... shown as one row per type
+
+
 def test_sample_rejects_a_bad_box_and_an_unknown_generator(tmp_path):
     res = CliRunner().invoke(main, ["sample", "--generator", "nope", "-n", "1", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "unknown generator" in res.output
