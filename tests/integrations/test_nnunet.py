@@ -14,11 +14,9 @@ folder, never by name. Trainings run 1 epoch x 2 iterations
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +24,8 @@ import numpy as np
 import pytest
 import torch
 
-from integrations.nnunet import TRAINER_DIR
+from integrations.nnunet.commands import (file_hashes, nnunet_env, plan_and_preprocess, run, train,
+                                         validated_cases)
 from integrations.nnunet.nnUNetTrainerSynthAug import synthaug_settings
 from integrations.nnunet.synthetic_cases import open_source
 from synthaug.errors import SynthaugError
@@ -35,54 +34,11 @@ from synthaug.io.public_sets import iter_busi, write_raw_dataset
 from synthaug.pipelines.base import PairGenerator, create_generator
 from synthaug.sampling import sample_to_folder
 
-BIN = Path(sys.executable).parent
 N_CASES, SIZE = 20, 64
 N_TRAIN = 16  # fold 0 of nnU-Net's 5-fold split over 20 real cases
 
 
 # ----------------------------------------------------------------------------- helpers
-def nnunet_env(root: Path, **extra) -> dict:
-    """nnU-Net folders under ``root``, this folder's trainers, and the small-CPU settings."""
-    env = dict(os.environ, nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "pre"),
-               nnUNet_results=str(root / "results"), nnUNet_extTrainer=str(TRAINER_DIR),
-               nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    env.update(extra)
-    return env
-
-
-def run(cmd, env) -> str:
-    res = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, f"{cmd[0]} failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
-    return res.stdout
-
-
-def plan_and_preprocess(env: dict, dataset_id: int) -> None:
-    # the planner calls torch.set_num_threads(nnUNet_n_proc_DA): 0 (no DA workers) would crash it
-    run([BIN / "nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", "2d", "-np", "1", "-npfp", "1", "--no_pbar"],
-        {**env, "nnUNet_n_proc_DA": "1"})
-
-
-def train(env: dict, dataset_id: int, trainer: str) -> Path:
-    """Run nnUNetv2_train for fold 0 on the CPU; return the fold folder after checking it finished."""
-    run([BIN / "nnUNetv2_train", dataset_id, "2d", "0", "-tr", trainer, "-device", "cpu"], env)
-    results = Path(env["nnUNet_results"])
-    fold = next(results.glob(f"Dataset{dataset_id}_*")) / f"{trainer}__nnUNetPlans__2d" / "fold_0"
-    assert (fold / "checkpoint_final.pth").is_file()
-    logs = list(fold.glob("training_log_*.txt"))
-    assert len(logs) == 1 and "Training done." in logs[0].read_text()
-    return fold
-
-
-def file_hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def validated_cases(fold: Path) -> set[str]:
-    """Cases nnU-Net's final validation predicted (and scored)."""
-    return {p.name[: -len(".png")] for p in (fold / "validation").glob("*.png")}
-
-
 @pytest.fixture(scope="module")
 def busi_cases(busi_root) -> list[dict]:
     return list(itertools.islice(iter_busi(busi_root, "train"), N_CASES))
