@@ -58,7 +58,7 @@ def figure(sets: dict[str, tuple[list, list]], out: Path, n: int = 6) -> Path:
                 ax.imshow(img, cmap="gray", vmin=0, vmax=255)
                 ax.set_xticks([]), ax.set_yticks([])
                 if j == 0:
-                    ax.set_ylabel(f"{name}\n{what}", fontsize=8)
+                    ax.set_ylabel(f"{name.split(' (')[0]}\n{what}", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
