@@ -105,7 +105,7 @@ class VaeObjective:
         rec = from_vae(vae.decode(posterior.sample()).sample.float())
         l_rec = F.l1_loss(rec, x)
         l_kl = posterior.kl().float().mean()
-        var = float(posterior.mean.float().var())
+        var = float(posterior.mean.detach().float().var())
         self._latent_var = var if self._latent_var is None else 0.99 * self._latent_var + 0.01 * var
         return l_rec + self.kl_weight * l_kl, {"l1": l_rec.item(), "kl": l_kl.item()}
 
