@@ -119,7 +119,7 @@ def baseline_images(path: Path, scheduler: str, steps: int, n: int, seed: int, b
     """Images (uint8, output size) from an image-only DDPM checkpoint (a diffusers DDIMPipeline folder)."""
     from diffusers import DDIMPipeline
 
-    from synthaug.pipelines.base import pair_seeds
+    from synthaug.pipelines.base import pair_seeds, to_uint8
     from synthaug.pipelines.schedulers import make_scheduler
 
     pipe = DDIMPipeline.from_pretrained(str(path), dtype=torch.float32)
@@ -135,7 +135,7 @@ def baseline_images(path: Path, scheduler: str, steps: int, n: int, seed: int, b
                 eps = pipe.unet(x, t.expand(len(x))).sample.float()
             x = sched.step(eps, t, x).prev_sample
         x = torch.nn.functional.interpolate(x.clamp(-1, 1), size=(size, size), mode="bicubic", align_corners=False)
-        out += list(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()[:, 0])
+        out += list(to_uint8(x))
     return out, time.time() - t0
 
 

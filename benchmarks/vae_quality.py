@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS, busi_sets, stu_set, write_results  # noqa: E402
 from synthaug.metrics import psnr_ssim  # noqa: E402
+from synthaug.pipelines.base import to_uint8  # noqa: E402
 from synthaug.training.objectives.vae import from_vae, load_vae, reconstruct, to_vae  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def as_tensor(images) -> torch.Tensor:
 
 
 def as_uint8(x: torch.Tensor) -> list[np.ndarray]:
-    return list(((x[:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy())
+    return list(to_uint8(x))
 
 
 @torch.no_grad()

@@ -57,6 +57,12 @@ class Pair:
     meta: dict = field(default_factory=dict)
 
 
+def to_uint8(images) -> np.ndarray:
+    """(B, 1, H, W) tensor in [-1, 1] -> (B, H, W) uint8 grey images: how every sampler hands images out."""
+    x = images.detach().float().clamp(-1, 1).cpu().numpy()[:, 0]
+    return np.round((x + 1) * 127.5).astype(np.uint8)
+
+
 def pair_seeds(seed: int, n: int, start: int = 0) -> list[int]:
     """Seeds of pairs ``start .. start+n-1`` of a run seeded with ``seed`` (stable, collision-free)."""
     return [int(seed) * 1_000_003 + i for i in range(start, start + n)]

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
-from .base import GENERATOR_INFO, Condition, Pair, PairGenerator, register_generator
+from .base import GENERATOR_INFO, Condition, Pair, PairGenerator, register_generator, to_uint8
 from .saving import save_pipeline
 from .schedulers import make_scheduler
 from .scmg import SCMGPipeline, ScmgMasks
@@ -127,7 +127,7 @@ class BusGenerator(PairGenerator):
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
                            control_scale=0.0 if self.ablation == "text-only" else 1.0)
-        imgs = ((images + 1) * 127.5).round().to(torch.uint8).cpu().numpy()[:, 0]
+        imgs = to_uint8(images)
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
                                                       "steps": self.steps, "scheduler": self.scheduler,
                                                       "ablation": self.ablation})

@@ -21,7 +21,7 @@ from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from .base import GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, register_generator
+from .base import GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, register_generator, to_uint8
 from .saving import save_pipeline
 from .schedulers import make_scheduler
 
@@ -92,7 +92,7 @@ def to_pairs(masks: torch.Tensor, images: torch.Tensor, size: int) -> list[tuple
     if masks.shape[-1] != size:
         masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
         images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
-    imgs = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()[:, 0]
+    imgs = to_uint8(images)
     msks = (masks > 0).to(torch.uint8).cpu().numpy()[:, 0]
     return list(zip(imgs, msks))
 
