@@ -179,10 +179,15 @@ def main(argv=None):
     real_images = [r.image for r in real_train.records]
     real_feats = image_features(real_images)
     real_areas = area_stats([r.mask for r in real_train.records])
+    heldout = image_features([r.image for r in sets["val"].records])
+    reference = {"model": "real held-out images (reference)", "n": len(sets["val"]),
+                 "frechet_distance": frechet_distance(real_feats, heldout),
+                 "kernel_distance": kernel_distance(real_feats, heldout)}  # the floor a generator can reach
+    print(reference, flush=True)
     models = [(args.label, args.generator, {})]
     models += [(v.partition(":")[0], args.generator, parse_options(v.partition(":")[2])) for v in args.variant]
     models += [(c.partition("=")[0], c.partition("=")[2], {}) for c in args.compare]
-    rows = []
+    rows = [reference]
     for s in args.setting or ["ddim:256:32", "dpm++:20:128"]:
         scheduler, steps, n = s.split(":")
         for name, path, options in models:
@@ -198,6 +203,10 @@ def main(argv=None):
     md = ["| model | sampler | steps | pairs/s | FD | KID | seg. Dice on generated | non-empty | area mean (real) | "
           "cls. AUC gen. |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "scheduler" not in r:  # real held-out images: realism only
+            md.append(f"| {r['model']} | – | – | – | {r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | "
+                      "– | – | – | – |")
+            continue
         if "area" not in r:  # the image-only baseline: realism and speed only
             md.append(f"| {r['model']} | {r['scheduler']} | {r['steps']} | {r['pairs_per_second']:.3f} (images) | "
                       f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | – | – | – | – |")
@@ -210,7 +219,9 @@ def main(argv=None):
     md.append("")
     md.append(f"Judges trained on {len(real_train)} BUSI train images; on the held-out part ({judges['internal_test']}): "
               f"segmenter Dice {judges['segmenter_dice_on_real_heldout']['mean']:.3f}, "
-              f"classifier AUC {judges['classifier_on_real_heldout']['auc']:.3f}.")
+              f"classifier AUC {judges['classifier_on_real_heldout']['auc']:.3f}. FD/KID are against the "
+              f"{len(real_train)} train images; the reference row puts the {reference['n']} held-out real images "
+              "through the same distance (what a perfect generator would score at that sample size).")
     write_results(args.name, {"generator": str(args.generator), "compare": args.compare, "baseline": str(args.baseline or ""), "judges": judges,
                               "settings": rows}, "\n".join(md))
 

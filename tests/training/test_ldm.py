@@ -73,6 +73,8 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
     scmg = train(create_objective("scmg", {**SCMG_TINY, "output_size": 32}), cases,
                  TrainConfig(steps=1, batch_size=3, warmup_steps=0, save_every=1000, grad_clip=0.0), tmp_path / "scmg")
     bus = assemble_bus(vae_dir, final, final_cn, scmg, tmp_path / "bus", default_steps=2)
+    card = (bus / "README.md").read_text()
+    assert "| mask ControlNet |" in card and "- data: the parts do not share" in card  # the test VAE has no record
     gen = create_generator(bus, guidance_scale=2.0)
     assert gen.conditions == {"label", "box"}
     pairs = gen.sample(3, seed=0, conditions=[Condition("malignant", (0.1, 0.2, 0.6, 0.9)), None, Condition("benign")])
