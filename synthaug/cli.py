@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import SynthaugError
+from .paths import DEFAULT_GENERATOR
 
 
 def _friendly(fn):
@@ -110,7 +111,7 @@ def convert_volumes_cmd(src, dst_raw, dataset_id, name, pairs, axis, negative_fr
 @main.command()
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
 @click.option("--ratio", type=float, required=True, help="Synthetic cases per real training case (0 < r <= 10).")
-@click.option("--generator", "generator", default="pig", show_default=True, help="Registered name or checkpoint folder.")
+@click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
@@ -199,7 +200,7 @@ def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init
 
 
 @main.command()
-@click.option("--generator", "generator", default="pig", show_default=True, help="Registered name or checkpoint folder.")
+@click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
 @click.option("-n", "n", type=int, default=16, show_default=True, help="Number of pairs.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -272,7 +273,7 @@ def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale):
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
-@click.option("--generator", "generator", default="pig", show_default=True, help="Registered name or checkpoint folder.")
+@click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
 @click.option("-n", "n", type=int, default=16, show_default=True, help="Base cases to write.")
 @click.option("--ratio", type=float, default=0.25, show_default=True)
 @click.option("--steps", type=int, default=None, help="Sampler steps (checkpoint default if unset).")

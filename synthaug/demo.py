@@ -13,13 +13,13 @@ from .expand import expand
 from .io.images import read_gray, read_mask
 from .io.nnunet_raw import RawDataset
 from .io.public_sets import write_raw_dataset
-from .pipelines.base import LABELS, Condition, create_generator
+from .pipelines.base import DEFAULT_GENERATOR, LABELS, Condition, create_generator
 from .preview import save_grid
 
 DEMO_ID, DEMO_NAME = 999, "SynthaugDemo"
 
 
-def run_demo(out: str | Path, generator: str = "pig", n: int = 16, ratio: float = 0.25, seed: int = 0,
+def run_demo(out: str | Path, generator: str = DEFAULT_GENERATOR, n: int = 16, ratio: float = 0.25, seed: int = 0,
              steps: int | None = None, scheduler: str | None = None, device: str = "cpu") -> dict:
     out = Path(out)
     kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}

@@ -33,6 +33,7 @@ from .io import manifest as mf
 from .io.images import resize_image, resize_mask, sha256_file, write_png
 from .io.manifest import Folder, name_index
 from .io.nnunet_raw import DATASET_JSON
+from .paths import DEFAULT_GENERATOR
 from .pipelines.base import checkpoint_hash, create_generator, pair_seeds, resolve_checkpoint
 
 MAX_RATIO = 10
@@ -110,7 +111,7 @@ def _plan(folder: Folder, targets: list[int], shard: tuple[int, int] | None) -> 
     return Plan(path, keep, todo, stale, 0 if shard else len(set(keep) - set(main_done)))
 
 
-def expand(raw_dataset, ratio: float, generator="pig", seed: int = 0, batch_size: int = 16, device: str = "cpu",
+def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0, batch_size: int = 16, device: str = "cpu",
            steps: int | None = None, shard: tuple[int, int] | None = None, dry_run: bool = False) -> dict:
     """Bring ``raw_dataset`` to ``round(ratio x real)`` synthetic cases; returns a report dict.
 

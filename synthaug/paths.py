@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The generator expand, sample, demo and the nnU-Net trainer use unless told otherwise (its shipped checkpoint).
+DEFAULT_GENERATOR = "pig"
 
 
 def data_root() -> Path:

@@ -38,6 +38,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from integrations.nnunet.synthetic_cases import write_synthetic_cases
 from synthaug.expand import MAX_RATIO  # the bound synthaug expand accepts
+from synthaug.paths import DEFAULT_GENERATOR
 
 KEYS_FILE = "loader_keys.json"
 
@@ -52,7 +53,7 @@ def synthaug_settings() -> tuple[float, str, int]:
     if not 0 <= ratio <= MAX_RATIO:  # NaN fails too
         raise ValueError(f"SYNTHAUG_RATIO={raw!r}: need a number in [0, {MAX_RATIO}]")
     seed = int(os.environ.get("SYNTHAUG_SEED", "0"))
-    return ratio, os.environ.get("SYNTHAUG_SOURCE", "pig"), seed
+    return ratio, os.environ.get("SYNTHAUG_SOURCE", DEFAULT_GENERATOR), seed
 
 
 class nnUNetTrainerSynthAug(nnUNetTrainer):
