@@ -263,12 +263,15 @@ def masks(checkpoint, n, out, seed, tumour_type, box, device):
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The bus checkpoint folder to write.")
 @click.option("--steps", type=int, default=20, show_default=True, help="Default sampler steps.")
 @click.option("--guidance-scale", type=float, default=1.0, show_default=True, help="Default text guidance.")
+@click.option("--control-scale", type=float, default=1.0, show_default=True,
+              help="Default ControlNet conditioning scale (how strongly the mask steers the image).")
 @_friendly
-def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale):
+def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale):
     """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
     from .pipelines.bus import assemble_bus
 
-    click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps, guidance_scale=guidance_scale)))
+    click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps,
+                                    guidance_scale=guidance_scale, control_scale=control_scale)))
 
 
 @main.command()

@@ -84,9 +84,11 @@ class BusGenerator(PairGenerator):
 
     def __init__(self, pipe: BusPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
                  guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None,
-                 ablation: str = "full"):
+                 ablation: str = "full", control_scale: float | None = None):
         """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
-        empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned)."""
+        empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned).
+        ``control_scale`` multiplies the ControlNet's residuals (diffusers' ``controlnet_conditioning_scale``);
+        the checkpoint's default is stored in its synthaug.json."""
         if ablation not in self.ABLATIONS:
             raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
         self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
@@ -95,6 +97,7 @@ class BusGenerator(PairGenerator):
         self.steps = int(steps or info.get("default_steps", 20))
         self.scheduler = scheduler or info.get("default_scheduler", "dpm++")
         self.guidance_scale = float(guidance_scale if guidance_scale is not None else info.get("guidance_scale", 1.0))
+        self.control_scale = float(control_scale if control_scale is not None else info.get("control_scale", 1.0))
         self.rule = PromptRule(**info["prompt_rule"])
         self.echo_share = info["heterogeneous_share"]  # P(heterogeneous | type) in the training prompts
         enc = text_encoder or info.get("text_encoder")
@@ -126,7 +129,7 @@ class BusGenerator(PairGenerator):
             prompts = [""] * len(prompts)
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
-                           control_scale=0.0 if self.ablation == "text-only" else 1.0)
+                           control_scale=0.0 if self.ablation == "text-only" else self.control_scale)
         imgs = to_uint8(images)
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
                                                       "steps": self.steps, "scheduler": self.scheduler,
@@ -135,7 +138,7 @@ class BusGenerator(PairGenerator):
 
 
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
-                 default_scheduler: str = "dpm++", guidance_scale: float = 1.0) -> Path:
+                 default_scheduler: str = "dpm++", guidance_scale: float = 1.0, control_scale: float = 1.0) -> Path:
     """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs."""
     from ..training.objectives.vae import load_vae
 
@@ -155,7 +158,7 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
                        scheduler=DDPMScheduler.from_pretrained(str(ldm), subfolder="scheduler"),
                        mask_generator=SCMGGenerator.from_pretrained(str(scmg), subfolder="mask_generator"))
     info = {"generator": "bus", "output_size": ldm_info["resolution"], "default_steps": default_steps,
-            "default_scheduler": default_scheduler, "guidance_scale": guidance_scale,
+            "default_scheduler": default_scheduler, "guidance_scale": guidance_scale, "control_scale": control_scale,
             "text_encoder": ldm_info["text_encoder"], "max_length": ldm_info["max_length"],
             "prompt_rule": ldm_info["prompt_rule"], "heterogeneous_share": share, "prior": scmg_info["prior"],
             "parts": {"vae": str(vae), "ldm": str(ldm), "controlnet": str(controlnet), "scmg": str(scmg)}}

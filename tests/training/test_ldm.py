@@ -72,7 +72,7 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
 
     scmg = train(create_objective("scmg", {**SCMG_TINY, "output_size": 32}), cases,
                  TrainConfig(steps=1, batch_size=3, warmup_steps=0, save_every=1000, grad_clip=0.0), tmp_path / "scmg")
-    bus = assemble_bus(vae_dir, final, final_cn, scmg, tmp_path / "bus", default_steps=2)
+    bus = assemble_bus(vae_dir, final, final_cn, scmg, tmp_path / "bus", default_steps=2, control_scale=2.0)
     card = (bus / "README.md").read_text()
     assert "| mask ControlNet |" in card and "- data: the parts do not share" in card  # the test VAE has no record
     gen = create_generator(bus, guidance_scale=2.0)
@@ -97,6 +97,7 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
                        gen.pipe(empty, text, generator=g(), control_scale=0.0, **kw))  # text-only ignores the mask
     assert not torch.equal(gen.pipe(square, text, generator=g(), **kw), gen.pipe(empty, text, generator=g(), **kw))
     assert create_generator(bus, ablation="text-only").ablation == "text-only"
+    assert gen.control_scale == 2.0 and create_generator(bus, control_scale=1.5).control_scale == 1.5
     with pytest.raises(SynthaugError, match="ablation"):
         create_generator(bus, ablation="no-text")
 
