@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The generator expand, sample, demo and the nnU-Net trainer use unless told otherwise (its shipped checkpoint).
-DEFAULT_GENERATOR = "pig"
+DEFAULT_GENERATOR = "bus"
 
 
 def data_root() -> Path:

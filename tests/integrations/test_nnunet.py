@@ -31,6 +31,7 @@ from integrations.nnunet.synthetic_cases import open_source
 from synthaug.errors import SynthaugError
 from synthaug.expand import expand, revert
 from synthaug.io.public_sets import iter_busi, write_raw_dataset
+from synthaug.paths import DEFAULT_GENERATOR
 from synthaug.pipelines.base import PairGenerator, create_generator
 from synthaug.sampling import sample_to_folder
 
@@ -52,7 +53,7 @@ def write_subset(busi_cases, root: Path, dataset_id: int) -> Path:
 def test_settings_defaults_and_bad_values(monkeypatch):
     for var in ("SYNTHAUG_RATIO", "SYNTHAUG_SOURCE", "SYNTHAUG_SEED"):
         monkeypatch.delenv(var, raising=False)
-    assert synthaug_settings() == (0.25, "pig", 0)
+    assert synthaug_settings() == (0.25, DEFAULT_GENERATOR, 0)
     for bad in ("abc", "-0.5", "11", "nan"):
         monkeypatch.setenv("SYNTHAUG_RATIO", bad)
         with pytest.raises(ValueError, match="SYNTHAUG_RATIO"):
