@@ -13,7 +13,8 @@ from .expand import expand
 from .io.images import read_gray, read_mask
 from .io.nnunet_raw import RawDataset
 from .io.public_sets import write_raw_dataset
-from .pipelines.base import DEFAULT_GENERATOR, LABELS, Condition, create_generator
+from .paths import DEFAULT_GENERATOR
+from .pipelines.base import LABELS, Condition, create_generator
 from .preview import save_grid
 
 DEMO_ID, DEMO_NAME = 999, "SynthaugDemo"
