@@ -53,7 +53,8 @@ def write_results(name: str, payload: dict, markdown: str, out_dir: Path = RESUL
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M"), **payload}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    (out_dir / f"{name}.md").write_text(f"{markdown}\n\nProduced by:\n\n```\n{payload['command']}\n```\n")
+    (out_dir / f"{name}.md").write_text(f"{markdown}\n\nProduced by:\n\n```\n{payload['command']}\n```\n",
+                                         encoding="utf-8")
     return out_dir / f"{name}.json"
 
 

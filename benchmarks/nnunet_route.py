@@ -53,7 +53,7 @@ def cases(raw: Path) -> set[str]:
 
 
 def split_counts(fold: Path) -> tuple[int, int]:
-    log = next(fold.glob("training_log_*.txt")).read_text()
+    log = next(fold.glob("training_log_*.txt")).read_text(encoding="utf-8")
     n_train, n_val = re.search(r"This split has (\d+) training and (\d+) validation cases", log).groups()
     return int(n_train), int(n_val)
 
@@ -81,8 +81,8 @@ def main(argv=None):
 
     fly_env = {**env, "SYNTHAUG_SOURCE": args.generator, "SYNTHAUG_RATIO": str(args.ratio)}
     fly = t("train on the fly (nnUNetTrainerSynthAugTiny)", train, fly_env, did, "nnUNetTrainerSynthAugTiny")
-    keys = json.loads((fly / "synthaug_train" / "loader_keys.json").read_text())
-    splits = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / "splits_final.json").read_text())
+    keys = json.loads((fly / "synthaug_train" / "loader_keys.json").read_text(encoding="utf-8"))
+    splits = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / "splits_final.json").read_text(encoding="utf-8"))
     fly_synth = [k for k in keys["train"] if Path(k).is_absolute()]
     on_the_fly = {"fold0_real_train": len(keys["train"]) - len(fly_synth), "synthetic_train": len(fly_synth),
                   "val": len(keys["val"]), "val_is_nnunet_split": sorted(keys["val"]) == sorted(splits[0]["val"]),
@@ -93,7 +93,7 @@ def main(argv=None):
                                                      args.generator], env))
     t("plan_and_preprocess (expanded)", plan_and_preprocess, env, did)
     t("splits", run, SYNTHAUG + ["splits", raw], env)
-    splits = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / "splits_final.json").read_text())
+    splits = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / "splits_final.json").read_text(encoding="utf-8"))
     synthetic = cases(raw) - real_cases
     exp = t("train expanded (nnUNetTrainerTiny)", train, env, did, "nnUNetTrainerTiny")
     n_train, n_val = split_counts(exp)

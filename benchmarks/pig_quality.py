@@ -123,7 +123,7 @@ def baseline_images(path: Path, scheduler: str, steps: int, n: int, seed: int, b
     from synthaug.pipelines.schedulers import make_scheduler
 
     pipe = DDIMPipeline.from_pretrained(str(path), dtype=torch.float32)
-    size = json.loads((Path(path) / "synthaug.json").read_text()).get("output_size", pipe.unet.config.sample_size)
+    size = json.loads((Path(path) / "synthaug.json").read_text(encoding="utf-8")).get("output_size", pipe.unet.config.sample_size)
     res, seeds, out, t0 = pipe.unet.config.sample_size, pair_seeds(seed, n), [], time.time()
     for i in range(0, n, batch_size):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + batch_size]]

@@ -191,7 +191,7 @@ def class_counts(n: int, shares: dict) -> dict:
 # ============================================================================= generator and bank
 def busi_train_count() -> int:
     """Cases in the BUSI train split (split.json), the most a train-only generator can have seen."""
-    return len(json.loads((data_root() / "BUSI" / "split.json").read_text())["train"])
+    return len(json.loads((data_root() / "BUSI" / "split.json").read_text(encoding="utf-8"))["train"])
 
 
 def generator_record(ref: str) -> dict:
@@ -206,7 +206,7 @@ def generator_record(ref: str) -> dict:
     """
     cls, path = resolve_checkpoint(ref)
     info = read_generator_info(path)
-    card = (path / CARD_NAME).read_text() if (path / CARD_NAME).is_file() else ""
+    card = (path / CARD_NAME).read_text(encoding="utf-8") if (path / CARD_NAME).is_file() else ""
     data_line = next((line[len("- data:"):].strip() for line in card.splitlines() if line.startswith("- data:")), None)
     found = re.search(r"\((\d+) training cases", data_line or "")
     n_cases = int(found.group(1)) if found else None
@@ -372,7 +372,7 @@ def run_matrix(task: Task, plan: dict, data: dict, bank: Bank | None, shares: di
     for i, (model, seed, cond) in enumerate(jobs, 1):
         path = run_path(work, task, profile, s, bank.key if bank else None, model, cond, seed)
         if path.is_file():
-            runs.append(json.loads(path.read_text()))
+            runs.append(json.loads(path.read_text(encoding="utf-8")))
             continue
         if report_only:
             continue

@@ -42,7 +42,7 @@ def cli_fails(args, message, root):
 
 
 def _edit_json(root, **changes):
-    dj = json.loads((root / "dataset.json").read_text())
+    dj = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     for k, v in changes.items():
         if v is None:
             dj.pop(k, None)
@@ -154,7 +154,7 @@ def test_too_few_real_cases_for_nnunet_folds(tmp_path, tiny_generator_dir, monke
 def test_hand_edited_manifest_is_detected(raw, tiny_generator_dir):
     gen = str(tiny_generator_dir)
     expand(raw, 1.0, generator=gen)
-    m = json.loads((raw / MANIFEST_NAME).read_text())
+    m = json.loads((raw / MANIFEST_NAME).read_text(encoding="utf-8"))
     m["cases"]["synth_00001"]["seed"] = 99
     (raw / MANIFEST_NAME).write_text(json.dumps(m))
     for args in (["expand", raw, "--ratio", "1", "--generator", gen], ["revert", raw], ["splits", raw, "--out", raw / "x"]):

@@ -75,7 +75,7 @@ def real_files(snap: dict[str, str]) -> dict[str, str]:
 
 
 def manifest(root: Path) -> dict:
-    return json.loads((root / MANIFEST_NAME).read_text())
+    return json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
 
 
 @pytest.fixture
@@ -275,12 +275,12 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(raw, twin, gen):
         while time.time() < deadline and proc.poll() is None:
             path = raw / MANIFEST_NAME
             try:
-                if len(json.loads(path.read_text())["cases"]) >= 3:
+                if len(json.loads(path.read_text(encoding="utf-8"))["cases"]) >= 3:
                     break
             except (FileNotFoundError, json.JSONDecodeError):
                 pass
             time.sleep(0.05)
-        assert proc.poll() is None, f"the expansion ended before it could be killed:\n{log.read_text()[-2000:]}"
+        assert proc.poll() is None, f"the expansion ended before it could be killed:\n{log.read_text(encoding='utf-8')[-2000:]}"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
@@ -297,7 +297,7 @@ def test_two_shards_then_merge_equal_the_unsharded_run(raw, twin, gen):
     r0 = expand(raw, 1.0, generator=gen, shard=(0, 2))
     assert r0["added"] == 3 and r0["manifest"] == str(raw / part_name((0, 2)))
     assert not (raw / MANIFEST_NAME).exists() and sha256_file(raw / "dataset.json") == dataset_json
-    assert sorted(json.loads((raw / part_name((0, 2))).read_text())["cases"]) == ["synth_00000", "synth_00002", "synth_00004"]
+    assert sorted(json.loads((raw / part_name((0, 2))).read_text(encoding="utf-8"))["cases"]) == ["synth_00000", "synth_00002", "synth_00004"]
     from click.testing import CliRunner
 
     from synthaug.cli import main
@@ -336,7 +336,7 @@ def test_shard_starting_while_another_shard_writes_reads_the_folder_again(raw, t
     monkeypatch.setattr(RawDataset, "open", classmethod(open_racing))
     expand(raw, 1.0, generator=gen, shard=(1, 2))
     monkeypatch.undo()
-    assert json.loads((raw / part_name((1, 2))).read_text())["prefix"] == "synth_"  # not fooled into synth1_
+    assert json.loads((raw / part_name((1, 2))).read_text(encoding="utf-8"))["prefix"] == "synth_"  # not fooled into synth1_
     expand(raw, 1.0, generator=gen)
     expand(twin, 1.0, generator=gen)
     assert snapshot(raw) == snapshot(twin)
@@ -360,12 +360,12 @@ def test_expand_writes_splits_and_revert_restores_them(raw, gen, preprocessed):
     (preprocessed / "splits_final.json").write_bytes(own)
     report = expand(raw, 1.0, generator=gen)
     assert report["splits"] == str(preprocessed / "splits_final.json")
-    splits = json.loads((preprocessed / "splits_final.json").read_text())
+    splits = json.loads((preprocessed / "splits_final.json").read_text(encoding="utf-8"))
     _check_splits(splits, real, [f"synth_{k:05d}" for k in range(6)])
     nnunet = generate_crossval_split(sorted(real), seed=12345, n_splits=5)  # nnU-Net's default folds
     assert [s["val"] for s in splits] == [list(s["val"]) for s in nnunet]
     expand(raw, 0.5, generator=gen)
-    _check_splits(json.loads((preprocessed / "splits_final.json").read_text()), real, [f"synth_{k:05d}" for k in range(3)])
+    _check_splits(json.loads((preprocessed / "splits_final.json").read_text(encoding="utf-8")), real, [f"synth_{k:05d}" for k in range(3)])
     revert(raw)
     assert (preprocessed / "splits_final.json").read_bytes() == own
     assert snapshot(raw) == before
@@ -387,7 +387,7 @@ def test_write_splits_command(raw, gen, tmp_path):
     out = tmp_path / "splits.json"
     result = CliRunner().invoke(main, ["splits", str(raw), "--out", str(out), "--folds", "3"])
     assert result.exit_code == 0, result.output
-    splits = json.loads(out.read_text())
+    splits = json.loads(out.read_text(encoding="utf-8"))
     assert len(splits) == 3 and all(set(f"synth_{k:05d}" for k in range(6)) <= set(s["train"]) for s in splits)
     assert write_splits(raw, out=out, folds=3) == out
 
@@ -490,7 +490,7 @@ def test_busi_expand_and_revert(busi128, tiny_generator_dir, tmp_path, monkeypat
     assert all(ds.case_sizes()[s] == (128, 128) for s in synth)
     labels = [e["conditions"]["label"] for e in manifest(raw)["cases"].values()]
     assert {"benign", "malignant"} == set(labels)
-    _check_splits(json.loads((pre / "splits_final.json").read_text()), real, synth)
+    _check_splits(json.loads((pre / "splits_final.json").read_text(encoding="utf-8")), real, synth)
     assert real_files(snapshot(raw)) == real_files(before)
     revert(raw)
     assert snapshot(raw) == before

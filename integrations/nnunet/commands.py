@@ -49,7 +49,7 @@ def train(env: dict, dataset_id: int, trainer: str, fold: int = 0) -> Path:
     results = Path(env["nnUNet_results"])
     folder = next(results.glob(f"Dataset{dataset_id:03d}_*")) / f"{trainer}__nnUNetPlans__2d" / f"fold_{fold}"
     logs = list(folder.glob("training_log_*.txt"))
-    if not (folder / "checkpoint_final.pth").is_file() or len(logs) != 1 or "Training done." not in logs[0].read_text():
+    if not (folder / "checkpoint_final.pth").is_file() or len(logs) != 1 or "Training done." not in logs[0].read_text(encoding="utf-8"):
         raise RuntimeError(f"nnUNetv2_train {dataset_id} {trainer} fold {fold} did not finish: see {folder}")
     return folder
 
@@ -67,5 +67,5 @@ def validated_cases(fold: Path) -> set[str]:
 
 def validation_dice(fold: Path) -> float:
     """Mean foreground Dice of nnU-Net's final validation (its ``summary.json``)."""
-    summary = json.loads((Path(fold) / "validation" / "summary.json").read_text())
+    summary = json.loads((Path(fold) / "validation" / "summary.json").read_text(encoding="utf-8"))
     return float(summary["foreground_mean"]["Dice"])

@@ -76,7 +76,7 @@ def write_synthetic_cases(out_dir, raw_dataset, real_keys, source, ratio: float,
                 "plans": plans_manager.plans_name, "data_identifier": configuration_manager.data_identifier}
     record_path = out_dir / RECORD
     if record_path.is_file():
-        record = json.loads(record_path.read_text())
+        record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("identity") == identity:
             log(f"synthaug: reusing {len(record['cases'])} synthetic cases in {out_dir}")
             return [str(pre / name) for name in record["cases"]]

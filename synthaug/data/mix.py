@@ -97,7 +97,7 @@ def _read_pairs_json(path: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise SynthaugError(f"{path} is not valid JSON: {e}") from None
     if isinstance(data, dict) and "pairs" in data:

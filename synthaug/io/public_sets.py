@@ -229,7 +229,7 @@ def _read_busi_split(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise SynthaugError(f"split file {path} not found (BUSI needs the benchmark split.json; pass --split)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         lists = {s: list(data[s]) for s in ("train", "test")}
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise SynthaugError(f"{path} is not a split file with 'train' and 'test' name lists ({e})") from None

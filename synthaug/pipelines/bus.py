@@ -107,7 +107,7 @@ class BusGenerator(PairGenerator):
     def from_pretrained(cls, path, device: str = "cpu", **kwargs):
         path = Path(path)
         pipe = BusPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
-        return cls(pipe, json.loads((path / GENERATOR_INFO).read_text()), **kwargs)
+        return cls(pipe, json.loads((path / GENERATOR_INFO).read_text(encoding="utf-8")), **kwargs)
 
     def prompt(self, mask: np.ndarray, label: str, seed: int) -> str:
         """Margin from this mask's curvature (as for the training cases); echogenicity drawn at the type's rate."""
@@ -142,8 +142,8 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
     """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs."""
     from ..training.objectives.vae import load_vae
 
-    ldm_info = json.loads((Path(ldm) / GENERATOR_INFO).read_text())
-    scmg_info = json.loads((Path(scmg) / GENERATOR_INFO).read_text())
+    ldm_info = json.loads((Path(ldm) / GENERATOR_INFO).read_text(encoding="utf-8"))
+    scmg_info = json.loads((Path(scmg) / GENERATOR_INFO).read_text(encoding="utf-8"))
     if not ldm_info.get("prompt_rule"):
         raise SynthaugError(f"{ldm} has no prompt rule: export it from `synthaug train ldm`")
     counts = ldm_info["prompt_counts"]
@@ -173,7 +173,7 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
 
 def _part_info(folder) -> dict:
     path = Path(folder) / GENERATOR_INFO
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def write_bus_card(out: Path, parts: dict, training_data: dict | None) -> Path:
@@ -183,7 +183,7 @@ def write_bus_card(out: Path, parts: dict, training_data: dict | None) -> Path:
     rows = []
     for name, folder in parts.items():
         part = _part_info(folder)
-        card = (Path(folder) / CARD_NAME).read_text() if (Path(folder) / CARD_NAME).is_file() else ""
+        card = (Path(folder) / CARD_NAME).read_text(encoding="utf-8") if (Path(folder) / CARD_NAME).is_file() else ""
         recipe = next((ln.split("recipe", 1)[1].strip() for ln in card.splitlines() if "recipe `" in ln), "–")
         rows.append(f"| {name} | {recipe} | {part.get('steps', '–')} | {part.get('batch_size', '–')} | "
                     f"{part.get('train_minutes', '–')} |")
@@ -194,5 +194,5 @@ def write_bus_card(out: Path, parts: dict, training_data: dict | None) -> Path:
              "`synthaug assemble-bus`", f"- data: {data}", "",
              "| part | recipe | steps | batch | wall time (min) |", "|---|---|---|---|---|", *rows, ""]
     path = out / CARD_NAME
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

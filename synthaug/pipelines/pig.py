@@ -118,12 +118,12 @@ class PigGenerator(PairGenerator):
                         bf16: bool = True, **kwargs):
         path = Path(path)
         pipe = PIGPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
-        info = json.loads((path / GENERATOR_INFO).read_text())
+        info = json.loads((path / GENERATOR_INFO).read_text(encoding="utf-8"))
         return cls(pipe, info, steps=steps, scheduler=scheduler, bf16=bf16)
 
     @classmethod
     def checkpoint_conditions(cls, path: Path) -> frozenset[str]:
-        config = json.loads((Path(path) / "model_x" / "config.json").read_text())
+        config = json.loads((Path(path) / "model_x" / "config.json").read_text(encoding="utf-8"))
         return frozenset({"label"}) if config.get("num_class_embeds") else frozenset()
 
     def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:

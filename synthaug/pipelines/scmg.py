@@ -58,7 +58,7 @@ class ScmgMasks:
         if not (path / GENERATOR_INFO).is_file():
             raise SynthaugError(f"{path} is not an SCMG checkpoint folder (no {GENERATOR_INFO})")
         pipe = SCMGPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
-        return cls(pipe, json.loads((path / GENERATOR_INFO).read_text()))
+        return cls(pipe, json.loads((path / GENERATOR_INFO).read_text(encoding="utf-8")))
 
     def complete(self, conditions: Sequence[Condition], seed: int) -> list[Condition]:
         """Fill each condition's missing type (training shares) and box (that type's training boxes)."""

@@ -13,7 +13,7 @@ def record_training_data(folder: Path, data, dataset) -> dict:
     import hashlib
 
     folder = Path(folder)
-    info = json.loads((folder / GENERATOR_INFO).read_text())
+    info = json.loads((folder / GENERATOR_INFO).read_text(encoding="utf-8"))
     ids = sorted(r.case_id for r in dataset.records)
     info["training_data"] = {"source": str(data), "n_cases": len(ids),
                              "case_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
@@ -26,7 +26,7 @@ def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: di
                      notes: str | None = None) -> Path:
     """Data, recipe, steps, wall time (from synthaug.json) and any metrics measured so far."""
     folder = Path(folder)
-    info = json.loads((folder / GENERATOR_INFO).read_text())
+    info = json.loads((folder / GENERATOR_INFO).read_text(encoding="utf-8"))
     lines = [
         f"# {folder.parent.name if folder.name == 'final' else folder.name}",
         "",
@@ -47,5 +47,5 @@ def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: di
     if metrics:
         lines += ["", "## Metrics", "```json", json.dumps(metrics, indent=2), "```"]
     path = folder / "README.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -122,7 +122,7 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
     if resume and (last := _latest_state(states_dir)) is not None:
         acc.load_state(str(last))
         step = int(last.name.split("_")[1])
-        seconds_before = json.loads((last / "progress.json").read_text())["train_seconds"]
+        seconds_before = json.loads((last / "progress.json").read_text(encoding="utf-8"))["train_seconds"]
         acc.print(f"resumed from {last}")
     elif states_dir.exists() and not resume:
         shutil.rmtree(states_dir)

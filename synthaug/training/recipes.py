@@ -25,7 +25,7 @@ def load_recipe(kind: str, profile: str) -> dict:
     path = Path(profile) if profile.endswith((".yaml", ".yml")) else recipes_root() / f"{kind}-{profile}.yaml"
     if not path.is_file():
         raise SynthaugError(f"no recipe {path.name}; available: {', '.join(list_recipes())}")
-    recipe = yaml.safe_load(path.read_text()) or {}
+    recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for key in ("objective", "model", "train"):
         if key not in recipe:
             raise SynthaugError(f"recipe {path} lacks the section {key!r}")

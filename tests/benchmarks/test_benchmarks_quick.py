@@ -60,7 +60,7 @@ def quick(script: str, generator: Path, work: Path, results: Path) -> subprocess
 
 def check_report(results: Path, name: str, metrics: tuple[str, ...], splits: set[str]) -> dict:
     """The JSON holds the quick conditions with finite scores in [0, 1]; the Markdown and PNG exist."""
-    payload = json.loads((results / f"{name}.json").read_text())
+    payload = json.loads((results / f"{name}.json").read_text(encoding="utf-8"))
     assert [c["name"] for c in payload["conditions"]] == QUICK_CONDITIONS
     assert payload["runs_done"] == payload["runs_planned"] == len(QUICK_CONDITIONS)
     (model,) = payload["models"]
@@ -75,7 +75,7 @@ def check_report(results: Path, name: str, metrics: tuple[str, ...], splits: set
     synthetic = next(r for r in payload["runs"] if r["condition"] == "50%")
     assert synthetic["n_synthetic"] == round(0.5 * synthetic["n_real"]) > 0
     assert payload["summary"]["selection"][model]["synthetic"] == "50%"
-    assert "as in the BUS paper" in (results / f"{name}.md").read_text()
+    assert "as in the BUS paper" in (results / f"{name}.md").read_text(encoding="utf-8")
     assert (results / payload["figure"]).stat().st_size > 0
     return payload
 
@@ -89,7 +89,7 @@ def test_seg_quick_profile_end_to_end_and_resumes(busi_root, stu_root, labelled_
 
     again = quick("seg.py", labelled_pig, work, tmp_path)  # every run is on disk: nothing is trained again
     assert "seg unet" not in again.stdout
-    second = json.loads((tmp_path / f"{name}.json").read_text())
+    second = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
     assert second["summary"] == first["summary"] and second["bank_seconds"] == 0
 
 

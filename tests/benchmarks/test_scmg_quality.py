@@ -29,10 +29,10 @@ def test_scmg_quality_writes_table_plot_and_preview(tmp_path, busi_root):
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "scmg_quality.py"), "--checkpoint", f"tiny={ckpt}",
                     "-n", "6", "--size", "128", "--preview", str(tmp_path / "preview.png"), "--results-dir", str(out),
                     "--name", "scmg_test"], check=True, cwd=REPO)
-    res = json.loads((out / "scmg_test.json").read_text())
+    res = json.loads((out / "scmg_test.json").read_text(encoding="utf-8"))
     real, gen = res["real"], res["generated"]["tiny"]
     assert real["malignant"]["curvature"]["mean"] > real["benign"]["curvature"]["mean"]
     assert real["benign"]["curvature"]["n"] > 300  # every BUSI train benign mask with a boundary
     assert 0 <= gen["benign"]["box_iou"]["median"] <= 1 and "box_iou" not in real["benign"]
     assert (out / "scmg_test.png").stat().st_size > 0 and (tmp_path / "preview.png").stat().st_size > 0
-    assert "| tiny |" in (out / "scmg_test.md").read_text()
+    assert "| tiny |" in (out / "scmg_test.md").read_text(encoding="utf-8")

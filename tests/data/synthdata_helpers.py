@@ -62,4 +62,4 @@ def write_expanded_raw(parent: Path, generator_dir: Path, n_real: int = 4, ratio
 
 
 def manifest_cases(root: Path) -> dict:
-    return json.loads((root / "synthaug_manifest.json").read_text())["cases"]
+    return json.loads((root / "synthaug_manifest.json").read_text(encoding="utf-8"))["cases"]

@@ -80,13 +80,13 @@ def test_expand_route_trains_with_synthetic_cases_in_train_lists_only(busi_cases
     plan_and_preprocess(env, 992)
     run([sys.executable, "-m", "synthaug.cli", "splits", raw], env)
 
-    splits = json.loads((tmp_path / "pre" / raw.name / "splits_final.json").read_text())
+    splits = json.loads((tmp_path / "pre" / raw.name / "splits_final.json").read_text(encoding="utf-8"))
     assert len(splits) == 5
     for s in splits:
         assert synthetic <= set(s["train"]) and not synthetic & set(s["val"])
         assert len(s["val"]) == 4 and not set(s["train"]) & set(s["val"])
     fold = train(env, 992, "nnUNetTrainerTiny")
-    log = next(fold.glob("training_log_*.txt")).read_text()
+    log = next(fold.glob("training_log_*.txt")).read_text(encoding="utf-8")
     assert f"This split has {N_TRAIN + 5} training and 4 validation cases" in log
     assert validated_cases(fold) == set(splits[0]["val"])
 
@@ -118,19 +118,19 @@ def test_trainer_mixes_a_sample_folder_into_training_only(preprocessed, tiny_gen
     env = {**preprocessed, "SYNTHAUG_SOURCE": str(bank), "SYNTHAUG_RATIO": "0.25"}
     fold = train(env, 993, "nnUNetTrainerSynthAugTiny")
 
-    keys = json.loads((fold / "synthaug_train" / "loader_keys.json").read_text())
+    keys = json.loads((fold / "synthaug_train" / "loader_keys.json").read_text(encoding="utf-8"))
     synthetic = [k for k in keys["train"] if os.path.isabs(k)]
     assert len(synthetic) == round(0.25 * N_TRAIN) and len(keys["train"]) == N_TRAIN + len(synthetic)
     assert all(Path(k).parent == fold / "synthaug_train" / "preprocessed" for k in synthetic)
     assert all(Path(k + ".b2nd").is_file() and Path(k + "_seg.b2nd").is_file() for k in synthetic)
-    splits = json.loads((pre_cases.parent / "splits_final.json").read_text())
+    splits = json.loads((pre_cases.parent / "splits_final.json").read_text(encoding="utf-8"))
     assert sorted(keys["val"]) == sorted(splits[0]["val"]) and len(keys["val"]) == 4
     assert not any("synthaug" in k for s in splits for k in s["train"] + s["val"])  # nnU-Net's own splits
     assert validated_cases(fold) == set(splits[0]["val"])
 
-    record = json.loads((fold / "synthaug_train" / "synthaug_train.json").read_text())
+    record = json.loads((fold / "synthaug_train" / "synthaug_train.json").read_text(encoding="utf-8"))
     assert {c["pair"] for c in record["cases"].values()} <= {f"pair_{i:05d}" for i in range(6)}
-    log = next(fold.glob("training_log_*.txt")).read_text()
+    log = next(fold.glob("training_log_*.txt")).read_text(encoding="utf-8")
     assert f"synthaug: training loader draws from {N_TRAIN} real + 4 synthetic cases" in log
     assert file_hashes(raw) == raw_before and file_hashes(pre_cases) == pre_before
 
@@ -157,7 +157,7 @@ def test_trainer_loaders_with_a_generator_source(preprocessed, tiny_generator_di
     assert abs(share - 0.5 / 1.5) < 0.05  # the ratio's share of draws, as with expand at that ratio
 
     record_file = Path(synthetic[0]).parents[1] / "synthaug_train.json"
-    labels = {c["label"] for c in json.loads(record_file.read_text())["cases"].values()}
+    labels = {c["label"] for c in json.loads(record_file.read_text(encoding="utf-8"))["cases"].values()}
     assert labels <= {"benign", "malignant"}  # generator conditioned on the real train cases' tumour types
     stamp = record_file.stat().st_mtime_ns
     again, _ = trainer.get_tr_and_val_datasets()  # as a restart (--c) would: same settings reuse the cases

@@ -57,7 +57,7 @@ def test_exclude_and_check_count(tmp_path):
         RawDataset.open(root)
     raw = RawDataset.open(root, exclude=lambda c: c.startswith("synth_"))
     assert raw.case_ids() == CASES
-    _dj = json.loads((root / "dataset.json").read_text())
+    _dj = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     (root / "dataset.json").write_text(json.dumps({**_dj, "numTraining": 9}))
     raw = RawDataset.open(root, check_count=False, exclude=lambda c: c.startswith("synth_"))
     with pytest.raises(SynthaugError, match="numTraining is 9 but imagesTr/labelsTr hold 6 cases$"):

@@ -46,7 +46,7 @@ def busi_native(tmp_path_factory, busi_root) -> Path:
 
 
 def _metadata(folder: Path) -> dict:
-    return json.loads((folder / CASE_METADATA).read_text())
+    return json.loads((folder / CASE_METADATA).read_text(encoding="utf-8"))
 
 
 def _label_name(image: Path) -> str:
@@ -67,7 +67,7 @@ def test_busi_layout_and_dataset_json(busi128):
     assert [i.replace("_0000.png", ".png") for i in images] == labels
     assert all(re.fullmatch(r"BUSI_\d{4}_0000\.png", i) for i in images)
     assert not any((busi128 / "imagesTs").iterdir())  # every split test image is withheld here
-    dj = json.loads((busi128 / "dataset.json").read_text())
+    dj = json.loads((busi128 / "dataset.json").read_text(encoding="utf-8"))
     assert dj["numTraining"] == N_TRAIN
     assert dj["channel_names"] == {"0": "ultrasound"} and dj["labels"] == {"background": 0, "lesion": 1}
     assert dj["file_ending"] == ".png"
@@ -93,7 +93,7 @@ def test_busi_case_metadata(busi128, busi_root):
     labels = [c["label"] for c in cases.values()]
     assert labels.count("benign") > 0 and labels.count("malignant") > 0
     assert labels.count("benign") + labels.count("malignant") == N_TRAIN
-    split = json.loads((busi_root / "split.json").read_text())
+    split = json.loads((busi_root / "split.json").read_text(encoding="utf-8"))
     assert sorted(c["source_name"] for c in cases.values()) == sorted(split["train"])
     for case_id, c in cases.items():
         assert set(c) == {"label", "source_name", "split", "original_size", "box"}
@@ -172,7 +172,7 @@ def test_stu_is_a_test_set_with_fitted_binary_masks(stu_root, tmp_path, sub):
         _, arr = _png_values(img)
         _, lab = _png_values(out / "labelsTs" / _label_name(img))
         assert arr.shape == lab.shape and set(np.unique(lab)) <= {0, 1} and lab.any()
-    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 0
+    assert json.loads((out / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 0
     meta = _metadata(out)
     assert meta["source"] == "STU" and len(meta["cases"]) == 42
     assert sorted(meta["cases"]) == [f"STU_{n:04d}" for n in range(1, 43)]
@@ -192,7 +192,7 @@ def test_refuses_non_empty_destination(busi_root, tmp_path):
     (existing / "mine.txt").write_text("user data")
     with pytest.raises(SynthaugError, match="not empty"):
         convert_busi(busi_root, tmp_path, dataset_id=501, size=128)
-    assert (existing / "mine.txt").read_text() == "user data"
+    assert (existing / "mine.txt").read_text(encoding="utf-8") == "user data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dataset501_BUSI"]
 
 
@@ -229,7 +229,7 @@ def test_cli_convert_busi_with_small_split(busi_root, tmp_path):
     out = Path(result.output.strip().splitlines()[-1])
     assert out == tmp_path / "raw" / "Dataset007_BUSI"
     assert len(list((out / "imagesTr").iterdir())) == 3
-    skipped = json.loads((out / "dataset.json").read_text())["synthaug_conversion"]["skipped"]
+    skipped = json.loads((out / "dataset.json").read_text(encoding="utf-8"))["synthaug_conversion"]["skipped"]
     assert skipped["withheld (listed in the split, image not present)"] == 1
     assert skipped["not in the split"] == N_TRAIN - 3
 

@@ -43,13 +43,13 @@ def test_writer_interrupted_leaves_nothing(tmp_path):
 def test_writer_into_empty_existing_folder_and_resize(tmp_path):
     (tmp_path / "Dataset009_X").mkdir()
     out = write_raw_dataset([_case(0), _case(1, split="test")], tmp_path, 9, "X", source="X", size=20)
-    meta = json.loads((out / CASE_METADATA).read_text())["cases"]
+    meta = json.loads((out / CASE_METADATA).read_text(encoding="utf-8"))["cases"]
     assert meta["X_0000"] == {"label": None, "source_name": "x0", "split": "train", "original_size": [8, 10],
                               "box": [0.3, 0.25, 0.7, 0.5]}
     assert meta["X_0001"]["split"] == "test"
     with Image.open(out / "imagesTs" / "X_0001_0000.png") as im:
         assert im.size == (20, 20) and im.mode == "L"
-    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 1
+    assert json.loads((out / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 1
 
 def test_dataset_folder_names():
     assert raw_dataset_name(7, "BUSI") == "Dataset007_BUSI"

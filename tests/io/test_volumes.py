@@ -132,8 +132,8 @@ def test_shape_mismatch_and_bad_inputs(tmp_path, nifti_pair):
 
 
 def _raw_folder(folder: Path) -> dict:
-    return {"meta": json.loads((folder / "case_metadata.json").read_text()),
-            "dataset": json.loads((folder / "dataset.json").read_text())}
+    return {"meta": json.loads((folder / "case_metadata.json").read_text(encoding="utf-8")),
+            "dataset": json.loads((folder / "dataset.json").read_text(encoding="utf-8"))}
 
 
 def test_nnunet_3d_raw_to_2d_raw(tmp_path):

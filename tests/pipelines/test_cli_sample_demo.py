@@ -17,7 +17,7 @@ def test_sample_writes_pairs_preview_and_a_readable_bank(tiny_pig_dir, tmp_path)
     res = CliRunner().invoke(main, ["sample", "--generator", str(tiny_pig_dir), "-n", "3", "--out", str(out),
                                     "--type", "malignant", "--steps", "2", "--scheduler", "dpm++"])
     assert res.exit_code == 0, res.output
-    meta = json.loads((out / "pairs.json").read_text())["pairs"]
+    meta = json.loads((out / "pairs.json").read_text(encoding="utf-8"))["pairs"]
     assert len(meta) == 3 and {m["label"] for m in meta.values()} == {"malignant"}
     assert {m["scheduler"] for m in meta.values()} == {"dpm++"}
     mask = np.asarray(Image.open(out / "masks" / "pair_00000.png"))
@@ -32,7 +32,7 @@ def test_mixed_preview_has_a_benign_row_above_a_malignant_row(tiny_pig_dir, tmp_
     res = CliRunner().invoke(main, ["sample", "--generator", str(tiny_pig_dir), "-n", "6", "--out", str(out),
                                     "--steps", "2"])
     assert res.exit_code == 0, res.output
-    labels = [m["label"] for m in json.loads((out / "pairs.json").read_text())["pairs"].values()]
+    labels = [m["label"] for m in json.loads((out / "pairs.json").read_text(encoding="utf-8"))["pairs"].values()]
     assert labels == ["benign", "malignant"] * 3  # generated alternating ...
     w, h = Image.open(out / "preview.png").size
     assert w == 3 * 128 and h == 2 * (128 + 14)  # ... shown as one row per type
@@ -51,11 +51,11 @@ def test_demo_writes_raw_folder_expands_it_and_previews(tiny_pig_dir, tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads(res.output[res.output.index("{"):])
     raw = tmp_path / "Dataset999_SynthaugDemo"
-    assert json.loads((raw / "dataset.json").read_text())["numTraining"] == 8 + 2  # round(0.25 * 8)
+    assert json.loads((raw / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 8 + 2  # round(0.25 * 8)
     assert len(list((raw / "imagesTr").glob("*.png"))) == 10 and (tmp_path / "preview.png").is_file()
     assert report["added"] == 2
     # a class-conditional checkpoint gets tumour types drawn from the real metadata
-    cases = json.loads((raw / "synthaug_manifest.json").read_text())["cases"]
+    cases = json.loads((raw / "synthaug_manifest.json").read_text(encoding="utf-8"))["cases"]
     assert {c["conditions"]["label"] for c in cases.values()} <= {"benign", "malignant"}
     before = {p.name: sha256_file(p) for p in (raw / "imagesTr").glob("DEMO_*")}
     assert CliRunner().invoke(main, ["revert", str(raw)]).exit_code == 0

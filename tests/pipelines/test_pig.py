@@ -17,7 +17,7 @@ def test_checkpoint_is_fp16_diffusers_layout(tiny_pig_dir):
     for sub in ("model_x", "model_y"):
         with safe_open(str(tiny_pig_dir / sub / "diffusion_pytorch_model.safetensors"), "pt") as f:
             assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
-    assert json.loads((tiny_pig_dir / "model_index.json").read_text())["_class_name"] == "PIGPipeline"
+    assert json.loads((tiny_pig_dir / "model_index.json").read_text(encoding="utf-8"))["_class_name"] == "PIGPipeline"
 
 
 def test_pairs_are_binary_uint8_at_output_size_and_reproducible_per_seed(tiny_pig_dir):

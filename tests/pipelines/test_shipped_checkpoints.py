@@ -17,7 +17,7 @@ def test_each_checkpoint_is_git_sized_safetensors_with_a_card(folder):
     weights = [f for f in files if f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".ckpt")]
     assert weights and all(f.suffix == ".safetensors" for f in weights)
     assert sum(f.stat().st_size for f in files) <= 25 * 2 ** 20
-    card = (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text(encoding="utf-8")
     assert "- data:" in card and "train split only" in card  # what benchmarks check before trusting it
 
 

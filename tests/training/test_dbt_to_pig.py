@@ -31,7 +31,7 @@ def test_volumes_convert_then_pig_trains(tmp_path):
                                     "--pair", str(img), str(msk), "--size", "32"])
     assert res.exit_code == 0, res.output
     raw = tmp_path / "raw" / "Dataset007_DBT"
-    assert json.loads((raw / "dataset.json").read_text())["numTraining"] == 4
+    assert json.loads((raw / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 4
     ds = training_dataset(raw, size=32)
     assert len(ds) == 4 and all(ds[i]["mask"].sum() > 0 for i in range(4))
     model = dict(resolution=16, output_size=32, class_conditional=False, default_steps=2,

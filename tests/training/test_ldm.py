@@ -52,7 +52,7 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
     ldm = create_objective("ldm", dict(vae=str(vae_dir), resolution=32, unet=UNET, max_length=12))
     assert ldm.latent_size == 16 and ldm.factor == 2
     final = train(ldm, cases, cfg, tmp_path / "ldm")
-    info = json.loads((final / "synthaug.json").read_text())
+    info = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))
     assert info["generator"] == "ldm" and (final / "unet" / "config.json").is_file()
     assert sum(info["prompt_counts"].values()) == len(cases)
     assert all(p.startswith(("benign tumor", "malignant tumor")) for p in info["prompt_counts"])
@@ -73,7 +73,7 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
     scmg = train(create_objective("scmg", {**SCMG_TINY, "output_size": 32}), cases,
                  TrainConfig(steps=1, batch_size=3, warmup_steps=0, save_every=1000, grad_clip=0.0), tmp_path / "scmg")
     bus = assemble_bus(vae_dir, final, final_cn, scmg, tmp_path / "bus", default_steps=2, control_scale=2.0)
-    card = (bus / "README.md").read_text()
+    card = (bus / "README.md").read_text(encoding="utf-8")
     assert "| mask ControlNet |" in card and "- data: the parts do not share" in card  # the test VAE has no record
     gen = create_generator(bus, guidance_scale=2.0)
     assert gen.conditions == {"label", "box"}

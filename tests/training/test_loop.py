@@ -37,9 +37,9 @@ def test_train_resume_export(tiny_pairs, tmp_path):
     assert (tmp_path / "states" / "step_4").is_dir()
     cfg.steps = 6
     final = train(create_objective("pig", TINY_MODEL), tiny_pairs, cfg, tmp_path)  # resumes at step 4
-    steps = [json.loads(l)["step"] for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    steps = [json.loads(l)["step"] for l in (tmp_path / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert steps == [2, 4, 6]  # no step repeated: the second run continued from the saved state
-    info = json.loads((final / "synthaug.json").read_text())
+    info = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))
     assert info["generator"] == "pig" and info["steps"] == 6
     pair = create_generator(final).sample(1, seed=0)[0]
     assert pair.image.shape == (32, 32)
@@ -50,7 +50,7 @@ def test_loss_goes_down_on_a_fixed_batch(tiny_pairs, tmp_path):
     cfg = TrainConfig(steps=60, batch_size=8, lr=3e-3, warmup_steps=1, log_every=10, save_every=1000,
                       ema_decay=None, mixed_precision="no")
     train(create_objective("pig", TINY_MODEL), tiny_pairs, cfg, tmp_path)
-    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert log[-1]["loss"] < 0.8 * log[0]["loss"]
 
 

@@ -61,10 +61,10 @@ def test_gan_trains_in_the_loop_resumes_and_samples(tiny_masks, tmp_path):
     train(create_objective("scmg", TINY), tiny_masks, cfg, tmp_path)
     cfg.steps = 6
     final = train(create_objective("scmg", TINY), tiny_masks, cfg, tmp_path)  # resumes at step 4
-    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in log] == [2, 4, 6]
     assert {"loss_D", "loss_G", "d_adv", "d_cls", "g_adv", "g_cur"} <= set(log[-1])
-    info = json.loads((final / "synthaug.json").read_text())
+    info = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))
     assert info["generator"] == "scmg" and info["steps"] == 6
     assert info["prior"]["benign"]["n"] == 4 and len(info["prior"]["malignant"]["boxes"]) == 4
 
@@ -83,7 +83,7 @@ def test_gan_trains_in_the_loop_resumes_and_samples(tiny_masks, tmp_path):
     res = CliRunner().invoke(main, ["masks", "--checkpoint", str(final), "-n", "3", "--type", "benign",
                                     "--box", "0.2,0.2,0.7,0.6", "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
-    meta = json.loads((tmp_path / "m" / "masks.json").read_text())["masks"]
+    meta = json.loads((tmp_path / "m" / "masks.json").read_text(encoding="utf-8"))["masks"]
     assert [m["box"] for m in meta.values()] == [[0.2, 0.2, 0.7, 0.6]] * 3 and (tmp_path / "m" / "preview.png").is_file()
     bad = CliRunner().invoke(main, ["masks", "--checkpoint", str(final), "--box", "0.7,0.2,0.1,0.6", "--out",
                                     str(tmp_path / "bad")])

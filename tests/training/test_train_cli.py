@@ -30,9 +30,9 @@ def test_train_cli_writes_card_and_provenance(tmp_path):
                                     "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
     final = tmp_path / "run" / "final"
-    info = json.loads((final / "synthaug.json").read_text())
+    info = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))
     assert info["training_data"]["n_cases"] == 6 and info["training_data"]["case_ids"][0] == "C_000"
-    card = (final / "README.md").read_text()
+    card = (final / "README.md").read_text(encoding="utf-8")
     assert "6 training cases" in card and "steps: 2" in card
     assert create_generator(final).sample(1)[0].image.shape == (32, 32)
 

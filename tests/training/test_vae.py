@@ -26,10 +26,10 @@ def images():
 def test_vae_trains_exports_and_reloads(images, tmp_path):
     cfg = TrainConfig(steps=3, batch_size=3, warmup_steps=1, save_every=1000, log_every=1, ema_decay=None)
     final = train(create_objective("vae", TINY), images, cfg, tmp_path)
-    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {"l1", "kl"} <= set(log[0])
     vae = load_vae(final)
-    info = json.loads((final / "synthaug.json").read_text())
+    info = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))
     assert info["generator"] == "vae" and vae.config.scaling_factor == pytest.approx(info["scaling_factor"])
     assert vae.config.scaling_factor != 0.18215  # measured on the data, not the SD default
     with torch.no_grad():
