@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
-from .base import GENERATOR_INFO, Condition, Pair, PairGenerator, register_generator, to_uint8
+from .base import CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, register_generator, to_uint8
 from .saving import save_pipeline
 from .schedulers import make_scheduler
 from .scmg import SCMGPipeline, ScmgMasks
@@ -178,8 +178,6 @@ def _part_info(folder) -> dict:
 
 def write_bus_card(out: Path, parts: dict, training_data: dict | None) -> Path:
     """The assembled checkpoint's card: the data line benchmarks check, then each part's recipe and cost."""
-    from ..pipelines.base import CARD_NAME
-
     rows = []
     for name, folder in parts.items():
         part = _part_info(folder)
