@@ -198,9 +198,10 @@ def generator_record(ref: str) -> dict:
     """What the checkpoint says about itself, to put beside the numbers.
 
     The benchmark is only fair for a generator trained on the BUSI train split
-    alone. synthaug.json does not record the training data; the model card's
-    "- data:" line does (`synthaug train` reads BUSI through split.json, train
-    split only) with the case count, so the claim is taken as confirmed when
+    alone. The model card's "- data:" line (every exported and assembled
+    checkpoint has one; synthaug.json also keeps the case-id hash) states the
+    data (`synthaug train` reads BUSI through split.json, train split only)
+    with the case count, so the claim is taken as confirmed when
     the card says so and the count fits in the train split. Anything less is
     flagged in the report, not refused: the numbers are still informative.
     """
