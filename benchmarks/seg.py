@@ -189,34 +189,34 @@ def class_counts(n: int, shares: dict) -> dict:
 
 
 # ============================================================================= generator and bank
-def busi_train_count() -> int:
-    """Cases in the BUSI train split (split.json), the most a train-only generator can have seen."""
-    return len(json.loads((data_root() / "BUSI" / "split.json").read_text(encoding="utf-8"))["train"])
+def busi_train_ids() -> set[str]:
+    """Case ids of the BUSI train split (split.json), the only cases a fair generator may have seen."""
+    from synthaug.io.public_sets import busi_case_splits
+
+    return {c for c, s in busi_case_splits(data_root() / "BUSI").items() if s == "train"}
 
 
 def generator_record(ref: str) -> dict:
     """What the checkpoint says about itself, to put beside the numbers.
 
     The benchmark is only fair for a generator trained on the BUSI train split
-    alone. The model card's "- data:" line (every exported and assembled
-    checkpoint has one; synthaug.json also keeps the case-id hash) states the
-    data (`synthaug train` reads BUSI through split.json, train split only)
-    with the case count, so the claim is taken as confirmed when
-    the card says so and the count fits in the train split. Anything less is
-    flagged in the report, not refused: the numbers are still informative.
+    alone. `synthaug train` records the case ids it trained on in synthaug.json
+    (assembled checkpoints keep their parts' shared list), so the claim is
+    confirmed when that list is non-empty and inside the train split. Anything
+    less is flagged in the report, not refused: the numbers are still
+    informative. The model card's "- data:" line is kept for the report.
     """
     cls, path = resolve_checkpoint(ref)
     info = read_generator_info(path)
     card = (path / CARD_NAME).read_text(encoding="utf-8") if (path / CARD_NAME).is_file() else ""
     data_line = next((line[len("- data:"):].strip() for line in card.splitlines() if line.startswith("- data:")), None)
-    found = re.search(r"\((\d+) training cases", data_line or "")
-    n_cases = int(found.group(1)) if found else None
+    trained_on = set((info.get("training_data") or {}).get("case_ids") or [])
+    train_ids = busi_train_ids()
     return {
         "ref": str(ref), "path": str(path), "generator": info["generator"], "checkpoint_hash": checkpoint_hash(path),
         "conditions": sorted(cls.checkpoint_conditions(path)), "info": info, "card_data": data_line,
-        "card_training_cases": n_cases, "busi_train_cases": busi_train_count(),
-        "busi_train_only": bool(data_line and "train split only" in data_line and n_cases
-                                and n_cases <= busi_train_count()),
+        "training_cases": len(trained_on) or None, "busi_train_cases": len(train_ids),
+        "busi_train_only": bool(trained_on) and trained_on <= train_ids,
     }
 
 
@@ -490,10 +490,11 @@ def generator_notes(gen: dict, bank: dict | None, names: dict) -> list[str]:
         out.append(f"- Bank: {bank['pairs']} pairs sampled with {bank['scheduler']} x {bank['steps']} steps "
                    "at the real class shares; each ratio and seed uses a fixed subset of it.")
     out.append(f"- Training data per its model card: {gen['card_data'] or 'not stated (no model card)'}."
-               + ("" if gen["busi_train_only"] else " **Not confirmed to be the BUSI train split only.**"))
+               + (f" Its synthaug.json lists {gen['training_cases']} training case ids, all in the BUSI train split."
+                  if gen["busi_train_only"] else " **Not confirmed to be the BUSI train split only.**"))
     if names.get("test_withheld"):
         seen = ("This one was trained on all of them, so it has seen the internal-test cases"
-                if gen["card_training_cases"] == gen["busi_train_cases"] else "A generator trained on all of them has "
+                if gen["training_cases"] == gen["busi_train_cases"] else "A generator trained on all of them has "
                 "seen the internal-test cases")
         clean = " The external test is free of that." if "external" in names else ""
         out.append(f"- The BUSI test images are withheld, so the internal test is carved from the "
@@ -562,8 +563,8 @@ def check_generator(task: Task, plan: dict, ref: str | None) -> dict | None:
                          f"{task.name} benchmark needs every synthetic image generated for a tumour type, and never "
                          "uses pseudo-labels. Use a generator trained with class_conditional: true.")
     if not record["busi_train_only"]:
-        print(f"WARNING: {record['path']} does not state training on the BUSI train split only "
-              f"(model card data: {record['card_data']}); the report flags it.", file=sys.stderr, flush=True)
+        print(f"WARNING: {record['path']} does not record training on the BUSI train split only "
+              f"(synthaug.json training case ids; model card data: {record['card_data']}); the report flags it.", file=sys.stderr, flush=True)
     return record
 
 

@@ -279,6 +279,12 @@ def _busi_index(src: str | Path, split_file: str | Path | None = None) -> list[_
     return entries
 
 
+def busi_case_splits(src: str | Path, split_file: str | Path | None = None) -> dict[str, str | None]:
+    """Case id -> "train" | "test" | None (not in the split), withheld images included, so a checkpoint's
+    recorded training case ids can be checked against the split."""
+    return {e.case_id: e.split for e in _busi_index(src, split_file)}
+
+
 def _busi_skipped(entries: Iterable[_BusiEntry]) -> dict[str, int]:
     withheld = sum(e.image is None for e in entries)
     unsplit = sum(e.image is not None and e.split is None for e in entries)

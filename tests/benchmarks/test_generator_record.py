@@ -1,0 +1,24 @@
+"""The benchmark's fairness check reads the training case ids a checkpoint records, against split.json."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from benchmarks.seg import busi_train_ids, generator_record
+from synthaug.io.public_sets import busi_case_splits
+from synthaug.paths import REPO_ROOT
+
+
+def test_shipped_checkpoint_is_confirmed_train_only_and_a_test_case_breaks_it(busi_root, tmp_path):
+    record = generator_record(str(REPO_ROOT / "checkpoints" / "bus-busi-128"))
+    assert record["busi_train_only"] and record["training_cases"] == record["busi_train_cases"] == 518
+
+    # Withheld test images still get their case ids, so a generator that saw one is caught.
+    test_id = next(c for c, s in busi_case_splits(busi_root).items() if s == "test")
+    assert test_id not in busi_train_ids()
+    copy = shutil.copytree(REPO_ROOT / "checkpoints" / "bus-busi-128", tmp_path / "bus-leaky")
+    info = json.loads((copy / "synthaug.json").read_text(encoding="utf-8"))
+    info["training_data"]["case_ids"].append(test_id)
+    (copy / "synthaug.json").write_text(json.dumps(info), encoding="utf-8")
+    leaky = generator_record(str(copy))
+    assert not leaky["busi_train_only"] and leaky["training_cases"] == 519
