@@ -564,7 +564,8 @@ def check_generator(task: Task, plan: dict, ref: str | None) -> dict | None:
                          "uses pseudo-labels. Use a generator trained with class_conditional: true.")
     if not record["busi_train_only"]:
         print(f"WARNING: {record['path']} does not record training on the BUSI train split only "
-              f"(synthaug.json training case ids; model card data: {record['card_data']}); the report flags it.", file=sys.stderr, flush=True)
+              f"(synthaug.json training case ids; model card data: {record['card_data']}); the report flags it.",
+              file=sys.stderr, flush=True)
     return record
 
 
