@@ -2,23 +2,30 @@
 default generator (the README's main job) loads by name and makes coherent pairs."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from synthaug import Condition, create_generator
+from synthaug.io.public_sets import busi_case_splits
 from synthaug.paths import DEFAULT_GENERATOR, checkpoints_root
 
 SHIPPED = sorted(p for p in checkpoints_root().iterdir() if p.is_dir())
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
-def test_each_checkpoint_is_git_sized_safetensors_with_a_card(folder):
+def test_each_checkpoint_is_git_sized_safetensors_with_a_card(folder, busi_root):
     files = [f for f in folder.rglob("*") if f.is_file()]
     weights = [f for f in files if f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".ckpt")]
     assert weights and all(f.suffix == ".safetensors" for f in weights)
     assert sum(f.stat().st_size for f in files) <= 25 * 2 ** 20
     card = (folder / "README.md").read_text(encoding="utf-8")
-    assert "- data:" in card and "train split only" in card  # what benchmarks check before trusting it
+    assert "- data:" in card and "train split only" in card
+    # What benchmarks check before trusting it: the recorded training case ids are all BUSI train cases.
+    trained_on = json.loads((folder / "synthaug.json").read_text(encoding="utf-8"))["training_data"]["case_ids"]
+    splits = busi_case_splits(busi_root)
+    assert trained_on and all(splits.get(c) == "train" for c in trained_on)
 
 
 def test_the_default_generator_makes_pairs_where_its_masks_say():
