@@ -38,6 +38,19 @@ def _parse_shard(value: str | None):
     return i, n
 
 
+DEVICE_HELP = "Torch device: cpu, cuda, cuda:N or mps; checked before anything loads."
+
+
+def _device(ctx, param, value):
+    """--device is checked up front: a typo or a missing GPU is one line, not a traceback after loading."""
+    from .pipelines.base import check_device
+
+    try:
+        return check_device(value)
+    except SynthaugError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="synthaug")
 def main():
@@ -45,12 +58,13 @@ def main():
 
 
 # ----------------------------------------------------------------------------- convert
-@main.group()
+@main.group(short_help="Public data sets and 3D volumes -> nnU-Net v2 raw folders (2D PNG, labels {0,1}).")
 def convert():
-    """Convert a public data set to an nnU-Net v2 raw folder (2D PNG, labels {0,1})."""
+    """Convert a public data set, or 3D volumes sliced to 2D, to an nnU-Net v2 raw folder (2D PNG, labels {0,1})."""
 
 
-@convert.command("busi")
+# short_help: click cuts a docstring at its first period ("et al.") or about 45 characters
+@convert.command("busi", short_help="BUSI release -> DST_RAW/DatasetNNN_BUSI (train split; test split to imagesTs).")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst_raw", type=click.Path(path_type=Path))
 @click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
@@ -67,7 +81,32 @@ def convert_busi_cmd(src, dst_raw, dataset_id, name, size, split_file):
     click.echo(str(out))
 
 
-@convert.command("stu")
+@convert.command("folder", short_help="Image folder + mask folder (+ CSV of tumour types) -> DST_RAW/DatasetNNN_NAME.")
+@click.argument("images", type=click.Path(path_type=Path))
+@click.argument("masks", type=click.Path(path_type=Path))
+@click.argument("dst_raw", type=click.Path(path_type=Path))
+@click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
+@click.option("--name", default="Custom", show_default=True, help="Dataset name after DatasetNNN_ (also the case prefix).")
+@click.option("--labels", type=click.Path(path_type=Path), default=None,
+              help="CSV of case,type rows (type benign or malignant; empty for unknown). Without it: no types.")
+@click.option("--size", type=int, default=None, help="Resize every case to SIZE x SIZE (e.g. 128).")
+@click.option("--mask-suffix", default="_mask", show_default=True,
+              help="Mask of a.png is a<SUFFIX>.png (needed when MASKS is the IMAGES folder); a.png also matches.")
+@click.option("--mask-threshold", type=float, default=None,
+              help="Binarise masks with more than two values (e.g. JPEG): lesion = value > THRESHOLD.")
+@click.option("--channel-name", default="ultrasound", show_default=True, help="nnU-Net channel name of the images.")
+@_friendly
+def convert_folder_cmd(images, masks, dst_raw, dataset_id, name, labels, size, mask_suffix, mask_threshold,
+                       channel_name):
+    """IMAGES and MASKS folders whose files match by name (png/jpg/bmp/tif; MASKS may be IMAGES itself)."""
+    from .io.folders import convert_folder
+
+    click.echo(str(convert_folder(images, masks, dst_raw, dataset_id=dataset_id, name=name, labels=labels,
+                                  size=size, mask_suffix=mask_suffix, mask_threshold=mask_threshold,
+                                  channel_name=channel_name)))
+
+
+@convert.command("stu", short_help="STU-Hospital -> a test-only raw folder (imagesTs/labelsTs).")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst_raw", type=click.Path(path_type=Path))
 @click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
@@ -82,7 +121,8 @@ def convert_stu_cmd(src, dst_raw, dataset_id, name, size):
     click.echo(str(out))
 
 
-@convert.command("volumes")
+@convert.command("volumes", short_help="3D volumes + lesion masks (NIfTI, DICOM, nnU-Net 3D raw) -> "
+                                      "a 2D raw folder of lesion slices.")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst_raw", type=click.Path(path_type=Path))
 @click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
@@ -113,29 +153,37 @@ def convert_volumes_cmd(src, dst_raw, dataset_id, name, pairs, axis, negative_fr
 @click.option("--ratio", type=float, required=True, help="Synthetic cases per real training case (0 < r <= 10).")
 @click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--steps", type=int, default=None, help="Sampler steps (generator default if unset).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Cases per step; bytes never depend on it (the networks run fixed blocks of 8).")
+@click.option("--device", default="cpu", show_default=True, callback=_device, help=DEVICE_HELP)
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Sampler steps, >= 1 (the checkpoint default if unset; recorded as that number).")
 @click.option("--shard", default=None, help="Generate only part i of n (i/n); run without --shard to merge.")
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@click.option("--background", type=click.Choice(["synthetic", "real"]), default="synthetic", show_default=True,
+              help="real: keep the tissue of RAW_DATASET's own training cases and repaint only a new lesion "
+                   "(bus); each such case then trains only in folds that train on its background case.")
 @_friendly
-def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run):
+def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background):
     """Add round(RATIO x real cases) synthetic cases to RAW_DATASET's imagesTr/labelsTr."""
     from .expand import expand as run
 
     report = run(raw_dataset, ratio=ratio, generator=generator, seed=seed, batch_size=batch_size,
-                 device=device, steps=steps, shard=_parse_shard(shard), dry_run=dry_run)
+                 device=device, steps=steps, shard=_parse_shard(shard), dry_run=dry_run, background=background)
     click.echo(json.dumps(report, indent=2))
 
 
 @main.command()
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
+@click.option("--rebuild-manifest", is_flag=True,
+              help="The manifest was lost: take cases named synth_NNNNN as synthetic, delete them and set "
+                   "numTraining to the real cases (dataset.json's original bytes are unknown).")
 @_friendly
-def revert(raw_dataset):
+def revert(raw_dataset, rebuild_manifest):
     """Remove every synthetic case and restore dataset.json (and splits) exactly."""
     from .expand import revert as run
 
-    click.echo(json.dumps(run(raw_dataset), indent=2))
+    click.echo(json.dumps(run(raw_dataset, rebuild_manifest=rebuild_manifest), indent=2))
 
 
 @main.command()
@@ -180,23 +228,39 @@ def generators_cmd():
 def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init_from, assignments):
     """Train KIND (pig, ddpm-image, scmg, vae, ldm, controlnet) with a recipe; resumable, accelerate-ready."""
     from .paths import data_root
-    from .training.cards import record_training_data, write_train_card
-    from .training.data import training_dataset
-    from .training.loop import train as run
-    from .training.objectives import create_objective
-    from .training.recipes import apply_overrides, load_recipe, train_config
+    from .training.recipes import apply_overrides, load_recipe
+    from .training.run import run_recipe
 
     recipe = apply_overrides(load_recipe(kind, profile), list(assignments))
     data = data or data_root() / "BUSI"
-    cfg = train_config(recipe, steps=steps, batch_size=batch_size, max_minutes=max_minutes)
-    objective = create_objective(recipe["objective"], recipe["model"])
-    if init_from:
-        objective.init_from(init_from)
-    dataset = training_dataset(data, size=recipe.get("data", {}).get("size", 128))
-    final = run(objective, dataset, cfg, out, resume=resume)
-    record_training_data(final, data, dataset)
-    write_train_card(final, recipe, data=data, n_cases=len(dataset))
+    final = run_recipe(recipe, data, out, steps=steps, batch_size=batch_size, max_minutes=max_minutes,
+                       resume=resume, init_from=init_from)
     click.echo(str(final))
+
+
+@main.command()
+@click.argument("raw_dataset", type=click.Path(path_type=Path))
+@click.option("--generator", "generator", type=click.Choice(["bus", "pig"]), default="bus", show_default=True,
+              help="bus: SCMG + VAE + LDM + ControlNet, assembled; pig: pixel-space joint diffusion.")
+@click.option("--profile", default="cpu-128", show_default=True,
+              help="Recipe profile of every part (recipes/PART-PROFILE.yaml): cpu-128, paper (GPUs) or tiny (tests).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Run folder: one subfolder per part, fit_plan.json, and the generator in OUT/checkpoint.")
+@click.option("--minutes", type=float, default=None,
+              help="Time budget for the whole fit; every part's steps are scaled to fit (default: full recipes).")
+@click.option("--set", "assignments", multiple=True, metavar="[PART:]SECTION.KEY=VALUE",
+              help="Override a recipe value of every part, or of one part with PART: (e.g. ldm:train.batch_size=8).")
+@_friendly
+def fit(raw_dataset, generator, profile, out, minutes, assignments):
+    """Train every part of a generator on RAW_DATASET's training cases within a time budget; rerun to resume."""
+    import os
+
+    from .fit import fit as run
+
+    checkpoint = run(raw_dataset, generator=generator, profile=profile, out=out, minutes=minutes,
+                     assignments=assignments)
+    if os.environ.get("RANK", "0") == "0":  # one line under accelerate launch / torchrun
+        click.echo(str(checkpoint))
 
 
 @main.command()
@@ -207,17 +271,22 @@ def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init
 @click.option("--type", "tumour_type", type=click.Choice(["benign", "malignant", "mixed"]), default="mixed",
               show_default=True, help="Tumour type for class-conditional generators (mixed alternates).")
 @click.option("--box", default=None, help="Bounding box x0,y0,x1,y1 in [0,1] for box-conditioned generators.")
-@click.option("--steps", type=int, default=None, help="Sampler steps (checkpoint default if unset).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps, >= 1 (checkpoint default if unset).")
 @click.option("--scheduler", type=click.Choice(["ddim", "dpm++", "unipc"]), default=None)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Cases per step; bytes never depend on it (the networks run fixed blocks of 8).")
+@click.option("--device", default="cpu", show_default=True, callback=_device, help=DEVICE_HELP)
+@click.option("--background-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="nnU-Net raw folder whose real cases serve as backgrounds: the bus generator repaints a new "
+                   "lesion into a real image (real-background mode).")
 @_friendly
-def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device):
+def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device, background_from):
     """Write N generated pairs (images/, masks/, pairs.json) and a preview grid PNG."""
     from .sampling import sample_to_folder
 
     folder = sample_to_folder(generator, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box), steps=steps,
-                              scheduler=scheduler, batch_size=batch_size, device=device)
+                              scheduler=scheduler, batch_size=batch_size, device=device,
+                              background_from=background_from)
     click.echo(str(folder))
 
 
@@ -242,7 +311,7 @@ def _parse_box(box: str | None):
 @click.option("--type", "tumour_type", type=click.Choice(["benign", "malignant"]), default=None,
               help="Tumour type (default: drawn at the training shares).")
 @click.option("--box", default=None, help="Bounding box x0,y0,x1,y1 in [0,1] (default: drawn from the training boxes).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, callback=_device, help=DEVICE_HELP)
 @_friendly
 def masks(checkpoint, n, out, seed, tumour_type, box, device):
     """Write N SCMG lesion masks for a type and box (masks/, masks.json, preview.png)."""
@@ -279,10 +348,10 @@ def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, con
 @click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
 @click.option("-n", "n", type=int, default=16, show_default=True, help="Base cases to write.")
 @click.option("--ratio", type=float, default=0.25, show_default=True)
-@click.option("--steps", type=int, default=None, help="Sampler steps (checkpoint default if unset).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps, >= 1 (checkpoint default if unset).")
 @click.option("--scheduler", type=click.Choice(["ddim", "dpm++", "unipc"]), default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, callback=_device, help=DEVICE_HELP)
 @_friendly
 def demo(out, generator, n, ratio, steps, scheduler, seed, device):
     """Main job on the shipped checkpoint: generated cases -> nnU-Net raw folder -> expand -> preview.png."""

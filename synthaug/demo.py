@@ -3,7 +3,7 @@
 No dataset may be shipped, so the demo's "real" cases are themselves pairs
 from the shipped checkpoint: they are written as an nnU-Net raw folder, the
 folder is expanded at the given ratio with the same generator (other seeds),
-and a preview shows base and synthetic cases with their mask outlines.
+and a preview shows every base and synthetic case with its mask outline.
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def run_demo(out: str | Path, generator: str = DEFAULT_GENERATOR, n: int = 16, r
                     steps=steps)
     ds = RawDataset.open(raw)
     synthetic = {c for c in ds.case_ids() if not c.startswith("DEMO_")}  # every base case is DEMO_NNNN
-    shown = [c for c in ds.case_ids() if c in synthetic] + [c for c in ds.case_ids() if c not in synthetic][:12]
+    # every case, synthetic first: the preview is the demo's whole result, so none may be left out
+    shown = [c for c in ds.case_ids() if c in synthetic] + [c for c in ds.case_ids() if c not in synthetic]
     preview = save_grid(out / "preview.png", [read_gray(ds.image_path(c)) for c in shown],
                         [read_mask(ds.label_path(c), threshold=0) for c in shown],
                         titles=[("synthetic " if c in synthetic else "") + c for c in shown], ncol=8)

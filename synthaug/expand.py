@@ -7,36 +7,46 @@ change to nnU-Net itself. The design goals, in order:
 1. Real cases are never modified or removed, and ``revert`` restores the
    folder (dataset.json, splits_final.json) byte for byte.
 2. Synthetic cases never validate a model: splits_final.json folds cover
-   real cases only and every synthetic case joins every fold's train list.
+   real cases only; a synthetic case joins the train list of every fold, or,
+   when it was built on a real case's background (``background="real"``),
+   only of the folds that train on that real case.
 3. Every call converges to one state: case k is a pure function of (real
    data, generator checkpoint, base seed, k), so a killed run resumes, a new
    ratio adds or drops the highest indices, shards merge into the unsharded
-   result, and a repeated call rewrites nothing.
+   result, and a repeated call rewrites nothing. The networks run fixed
+   blocks of MICRO_BATCH case indices (``sample_cases``), so the bytes do not
+   depend on the batch size or the shard either; they may differ across
+   devices and torch/oneDNN builds, which a manifest cannot pin.
 
 Crash safety comes from the order of writes: a case is recorded as pending in
 the manifest before its files are written, files are written atomically, and
 files are deleted before their manifest entries; so every synthetic file on
-disk is listed in a manifest (see ``synthaug.io.manifest``).
+disk is listed in a manifest (see ``synthaug.io.manifest``). Concurrency safety
+comes from ``manifest.folder_lock``: one process changes a folder at a time
+(shards of one expansion excepted: each writes only its own part).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .data.conditions import ConditionSampler, restrict
+from .data.conditions import MAX_RATIO, ConditionSampler, restrict
 from .errors import SynthaugError
 from .io import manifest as mf
 from .io.images import resize_image, resize_mask, sha256_file, write_png
-from .io.manifest import Folder, name_index
+from .io.manifest import MANIFEST_NAME, Folder, name_index
 from .io.nnunet_raw import DATASET_JSON
 from .paths import DEFAULT_GENERATOR
-from .pipelines.base import checkpoint_hash, create_generator, pair_seeds, resolve_checkpoint
+from .pipelines.base import (MICRO_BATCH, case_block, check_device, check_steps, checkpoint_hash, create_generator,
+                             pair_seeds, resolve_checkpoint, sample_cases)
 
-MAX_RATIO = 10
+BACKGROUNDS = ("synthetic", "real")
 SPLITS_NAME = "splits_final.json"
 FOLDS = 5  # nnU-Net's default cross-validation
 
@@ -48,13 +58,18 @@ class GeneratorRef:
     and only needed when a case must actually be generated)."""
 
     path: Path
-    identity: dict  # name, checkpoint_hash, steps: what decides the generated pixels
+    identity: dict  # name, checkpoint_hash, steps, micro_batch: what decides the generated pixels
     fields: frozenset  # Condition fields the generator uses
 
     @classmethod
     def resolve(cls, spec: str | Path, steps: int | None) -> "GeneratorRef":
+        """``steps`` None means the checkpoint's default, recorded as that number: a run with
+        ``--steps 20`` and one without agree when 20 is the default."""
+        steps = check_steps(steps)
         gen_cls, path = resolve_checkpoint(spec)
-        identity = {"name": gen_cls.name, "checkpoint_hash": checkpoint_hash(path), "steps": steps}
+        effective = steps if steps is not None else gen_cls.checkpoint_default_steps(path)
+        identity = {"name": gen_cls.name, "checkpoint_hash": checkpoint_hash(path), "steps": effective,
+                    "micro_batch": MICRO_BATCH}
         return cls(path, identity, gen_cls.checkpoint_conditions(path))
 
     def load(self, device: str):
@@ -69,8 +84,8 @@ def _check_writable(paths) -> None:
             raise SynthaugError(f"{p} is not writable; nothing was changed. Fix its permissions or copy the dataset")
 
 
-def _check_args(ratio, seed, batch_size, shard) -> None:
-    if not (isinstance(ratio, (int, float)) and 0 < ratio <= MAX_RATIO):  # NaN fails every comparison
+def _check_args(ratio, seed, batch_size, shard, device: str | None = None, steps: int | None = None) -> None:
+    if isinstance(ratio, bool) or not (isinstance(ratio, (int, float)) and 0 < ratio <= MAX_RATIO):  # NaN fails too
         raise SynthaugError(f"ratio must be in (0, {MAX_RATIO}], got {ratio}")
     if seed < 0:
         raise SynthaugError(f"seed must be >= 0, got {seed}")
@@ -78,6 +93,18 @@ def _check_args(ratio, seed, batch_size, shard) -> None:
         raise SynthaugError(f"batch size must be >= 1, got {batch_size}")
     if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
         raise SynthaugError(f"shard {shard}: need (i, n) with 0 <= i < n")
+    check_steps(steps)
+    if device is not None:
+        check_device(device)
+
+
+def shard_targets(n_target: int, shard: tuple[int, int] | None) -> list[int]:
+    """Case indices a call makes: all of them, or for shard (i, n) the whole blocks g with g % n == i.
+    The networks always run whole blocks of MICRO_BATCH cases (``sample_cases``), so a block split over
+    shards would be computed by each of them."""
+    if shard is None:
+        return list(range(n_target))
+    return [k for k in range(n_target) if case_block(k) % shard[1] == shard[0]]
 
 
 # ----------------------------------------------------------------------------- expand
@@ -112,21 +139,39 @@ def _plan(folder: Folder, targets: list[int], shard: tuple[int, int] | None) -> 
 
 
 def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0, batch_size: int = 16, device: str = "cpu",
-           steps: int | None = None, shard: tuple[int, int] | None = None, dry_run: bool = False) -> dict:
+           steps: int | None = None, shard: tuple[int, int] | None = None, dry_run: bool = False,
+           background: str = "synthetic") -> dict:
     """Bring ``raw_dataset`` to ``round(ratio x real)`` synthetic cases; returns a report dict.
 
-    With ``shard=(i, n)`` only cases with index % n == i are generated, into a
-    part manifest, leaving dataset.json alone; a later call without ``shard``
-    merges the parts, fills any gap and updates dataset.json and the splits.
+    With ``shard=(i, n)`` only the cases of blocks g (MICRO_BATCH consecutive
+    indices each) with g % n == i are generated, into a part manifest, leaving
+    dataset.json alone; a later call without ``shard`` merges the parts, fills
+    any gap and updates dataset.json and the splits. ``background="real"``
+    repaints a new lesion into the folder's own real training cases (the bus
+    generator's real-background mode); each case records its background case.
+    Another synthaug process on the same folder is waited for (see ``folder_lock``).
     """
-    _check_args(ratio, seed, batch_size, shard)
+    _check_args(ratio, seed, batch_size, shard, device=device, steps=steps)
+    if background not in BACKGROUNDS:
+        raise SynthaugError(f"background must be one of {', '.join(BACKGROUNDS)}, not {background!r}")
+    with mf.folder_lock(raw_dataset, "expand", shard, read_only=dry_run), _write_errors(raw_dataset, "expand"):
+        return _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background)
+
+
+def _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background) -> dict:
     folder = Folder.load(raw_dataset)
     ref = GeneratorRef.resolve(generator, steps)
+    if background == "real":  # other pixels: another expansion (synthetic-background manifests keep their identity)
+        ref.identity["background"] = "real"
+        ref.fields = frozenset({"label"})  # the box follows the background's own lesion
     identity = {"generator": ref.identity, "seed": int(seed), "prefix": folder.prefix, "real_cases": folder.real}
     for path, m in folder.manifests():
         mf.check_identity(m, identity, path)
     n_target = int(round(ratio * len(folder.real)))
-    targets = [k for k in range(n_target) if shard is None or k % shard[1] == shard[0]]
+    if n_target == 0:  # exit 0 with nothing added would read as success
+        raise SynthaugError(f"ratio {ratio:g} of {len(folder.real)} real cases rounds to no synthetic case; use "
+                            f"a ratio above {0.5 / max(len(folder.real), 1):.3g} (`synthaug revert` removes them all)")
+    targets = shard_targets(n_target, shard)
     plan = _plan(folder, targets, shard)
     splits_dir = folder.preprocessed_dir() if shard is None else None
     splits_path = splits_dir / SPLITS_NAME if splits_dir and splits_dir.is_dir() else None
@@ -139,15 +184,21 @@ def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0
         return report
 
     _check_writable([folder.root, folder.root / "imagesTr", folder.root / "labelsTr"]
+                    + ([folder.root / DATASET_JSON] if shard is None else [])  # an immutable one fails last else
                     + ([splits_dir] if splits_path else []))
     if plan.todo:  # whatever can fail on bad metadata or a broken checkpoint fails before the first write
         sampler, gen = ConditionSampler.from_raw(folder.raw, folder.real), ref.load(device)
+        if background == "real":
+            from .data.datasets import PairDataset
+            from .data.mix import with_background
+
+            gen = with_background(gen, "real", PairDataset.from_raw(folder.root, cases=folder.real))
     m = (folder.main if shard is None else folder.parts.get(plan.path)) or mf.new_manifest(
         generator=ref.identity, seed=seed, ratio=ratio, prefix=folder.prefix, real_cases=folder.real,
         dataset_json_bytes=(folder.root / DATASET_JSON).read_bytes(), shard=shard)
+    folder.delete(plan.stale, temporaries=shard is None)  # checked against the manifests as loaded
     # cases still to make stay listed as pending: their half-written files must never look unlisted
     m.update(ratio=float(ratio), cases=plan.keep, pending={folder.name(k): {"index": k} for k in plan.todo})
-    folder.delete(plan.stale, temporaries=shard is None)
     _save(plan.path, m)
     if shard is None:
         for part in folder.parts:
@@ -157,9 +208,26 @@ def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0
     if shard is None:
         if splits_path:
             _backup_splits(m, splits_path, plan.path)
-            write_splits_file(splits_path, folder.real, list(m["cases"]))
-        _write_dataset_json(folder, m)
+            write_splits_file(splits_path, folder.real, list(m["cases"]), backgrounds=backgrounds_of(m))
+        note = _write_dataset_json(folder, m)
+        if note:
+            report["notes"] = [note]
     return report
+
+
+@contextmanager
+def _write_errors(root, command: str):
+    """A full disk (or a mount gone read-only) mid-run is one line, not a traceback. The folder
+    stays consistent (manifest before files, atomic writes), so the same command resumes."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        where = f" while writing {e.filename}" if e.filename else ""
+        raise SynthaugError(f"{e.strerror or os.strerror(e.errno)}{where}; {root} was left consistent: free "
+                            f"space and run `synthaug {command}` again to finish"
+                            + ("" if command == "revert" else f", or `synthaug revert {root}`")) from None
 
 
 def _save(path: Path, m: dict) -> None:
@@ -169,37 +237,72 @@ def _save(path: Path, m: dict) -> None:
 
 def _generate(folder: Folder, gen, sampler: ConditionSampler, fields, m: dict, path: Path, todo: list[int],
               seed: int, batch_size: int) -> None:
-    """Generate cases ``todo`` batch by batch: pending in the manifest, files, then done."""
+    """Generate cases ``todo`` step by step: pending in the manifest, files, then done. ``sample_cases``
+    computes whole blocks of MICRO_BATCH case indices, so the bytes never depend on the batch size, the
+    shard or which cases happen to be missing. A step holds the todo cases of one aligned window of
+    ``batch_size`` indices (rounded down to whole blocks from MICRO_BATCH up), so no block is computed
+    twice; a batch size below MICRO_BATCH recomputes a block per step (MICRO_BATCH / batch_size times)."""
+
+    def condition_of(k: int):
+        return restrict(sampler.draw(pair_seeds(seed, 1, start=k)[0])[0], fields)
+
+    window = batch_size if batch_size < MICRO_BATCH else batch_size // MICRO_BATCH * MICRO_BATCH
+    steps: dict[int, list[int]] = {}
+    for k in todo:
+        steps.setdefault(k // window, []).append(k)
     with tqdm(total=len(todo), desc=f"expand {folder.root.name}", unit="case") as bar:
-        for start in range(0, len(todo), batch_size):
-            batch, conds = {}, []
-            for k in todo[start : start + batch_size]:
+        for ks in steps.values():
+            batch = {}
+            for k in ks:
                 s = pair_seeds(seed, 1, start=k)[0]
                 cond, size = sampler.draw(s)
-                conds.append(restrict(cond, fields))
-                batch[folder.name(k)] = {"index": k, "seed": s, "conditions": conds[-1].to_dict(), "size": list(size)}
+                batch[folder.name(k)] = {"index": k, "seed": s, "conditions": restrict(cond, fields).to_dict(),
+                                         "size": list(size)}
             m["pending"].update(batch)
             _save(path, m)
-            pairs = gen.sample(seeds=[e["seed"] for e in batch.values()], conditions=conds, batch_size=len(batch))
+            pairs = sample_cases(gen, seed, ks, condition_of)
             for (name, entry), pair in zip(batch.items(), pairs):
+                if "background" in pair.meta:  # a real background keeps its case's own size
+                    entry.update(size=list(pair.image.shape), background=pair.meta["background"],
+                                 target={"label": pair.meta["label"], "box": pair.meta["box"]})
                 image_path, label_path = folder.files(name)
                 write_png(image_path, resize_image(pair.image, tuple(entry["size"])))
                 write_png(label_path, resize_mask(pair.mask, tuple(entry["size"])))
                 entry.update(image_sha256=sha256_file(image_path), label_sha256=sha256_file(label_path))
+                if "resampled" in pair.meta:  # the mask was too small: which derived seed made these pixels
+                    entry["resampled"] = pair.meta["resampled"]
                 m["cases"][name] = m["pending"].pop(name)
             _save(path, m)
             bar.update(len(batch))
 
 
-def _write_dataset_json(folder: Folder, m: dict) -> None:
+def _write_dataset_json(folder: Folder, m: dict) -> str | None:
     """numTraining = real + synthetic; with no synthetic case the original bytes come back."""
-    original = mf.decode_bytes(m["original_dataset_json"])
-    data = original
-    if m["cases"]:
-        dj = json.loads(original)
-        dj["numTraining"] = len(folder.real) + len(m["cases"])
-        data = (json.dumps(dj, indent=4) + "\n").encode()
+    data, note = _dataset_json_bytes(folder, m, len(folder.real) + len(m["cases"]))
     mf.write_if_changed(folder.root / DATASET_JSON, data)
+    return note
+
+
+def _dataset_json_bytes(folder: Folder, m: dict, n: int) -> tuple[bytes, str | None]:
+    """The dataset.json to write for ``n`` training cases, and a note when it is not the stored original.
+
+    synthaug only ever changes numTraining, so any other difference from the original is the
+    user's edit: it is kept (only numTraining is set) and said, never overwritten by the original.
+    """
+    original = mf.decode_bytes(m["original_dataset_json"])
+    orig, current = json.loads(original), folder.raw.dataset_json
+    edited = sorted(k for k in set(orig) | set(current) if k != "numTraining" and orig.get(k) != current.get(k))
+    if edited:
+        return _dump_dataset_json({**current, "numTraining": n}), (
+            f"dataset.json was edited after expand ({', '.join(edited)}): your edits were kept, "
+            f"only numTraining was set (to {n})")
+    if orig.get("numTraining") == n:
+        return original, None
+    return _dump_dataset_json({**orig, "numTraining": n}), None
+
+
+def _dump_dataset_json(dj: dict) -> bytes:
+    return (json.dumps(dj, indent=4) + "\n").encode()
 
 
 def _backup_splits(m: dict, splits_path: Path, manifest_path: Path) -> None:
@@ -217,24 +320,45 @@ def _check_folds(folds: int, n_real: int) -> None:
         raise SynthaugError(f"cannot make {folds} folds from {n_real} real cases (need 2 <= folds <= real cases)")
 
 
-def crossval_splits(real: list[str], synthetic: list[str], folds: int = FOLDS) -> list[dict]:
-    """nnU-Net's own seeded k-fold over the sorted real cases (as its trainer would split them);
-    every synthetic case is appended to every train list and never validates."""
+def backgrounds_of(manifest: dict | None) -> dict[str, str]:
+    """Synthetic case -> the real case whose background it was built on (only such cases)."""
+    cases = (manifest or {}).get("cases", {})
+    return {n: e["background"] for n, e in cases.items() if e.get("background")}
+
+
+def crossval_splits(real: list[str], synthetic: list[str], folds: int = FOLDS,
+                    backgrounds: dict[str, str] | None = None) -> list[dict]:
+    """nnU-Net's own seeded k-fold over the sorted real cases (as its trainer would split them).
+    A synthetic case never validates; it joins every fold's train list, except one built on a real
+    case's background (``backgrounds``), which joins only the folds that train on that case: a fold
+    validating X must not have seen X's tissue."""
     from nnunetv2.utilities.crossval_split import generate_crossval_split
 
     _check_folds(folds, len(real))
+    backgrounds = backgrounds or {}
     splits = generate_crossval_split(sorted(real), n_splits=folds)
-    return [{"train": [str(c) for c in s["train"]] + list(synthetic), "val": [str(c) for c in s["val"]]}
-            for s in splits]
+    out = []
+    for s in splits:
+        train = [str(c) for c in s["train"]]
+        seen = set(train)
+        out.append({"train": train + [c for c in synthetic if c not in backgrounds or backgrounds[c] in seen],
+                    "val": [str(c) for c in s["val"]]})
+    return out
 
 
-def write_splits_file(path: Path, real: list[str], synthetic: list[str], folds: int = FOLDS) -> bool:
-    data = (json.dumps(crossval_splits(real, synthetic, folds), indent=4) + "\n").encode()
+def write_splits_file(path: Path, real: list[str], synthetic: list[str], folds: int = FOLDS,
+                      backgrounds: dict[str, str] | None = None) -> bool:
+    data = (json.dumps(crossval_splits(real, synthetic, folds, backgrounds), indent=4) + "\n").encode()
     return mf.write_if_changed(Path(path), data)
 
 
 def write_splits(raw_dataset, out=None, folds: int = FOLDS) -> Path:
     """Write splits_final.json for ``raw_dataset`` (default: in $nnUNet_preprocessed/DatasetNNN_Name/)."""
+    with mf.folder_lock(raw_dataset, "splits", read_only=True):  # never from a half-changed folder
+        return _write_splits(raw_dataset, out, folds)
+
+
+def _write_splits(raw_dataset, out, folds: int) -> Path:
     folder = Folder.load(raw_dataset)
     if out is None:
         pre = folder.preprocessed_dir()
@@ -242,23 +366,50 @@ def write_splits(raw_dataset, out=None, folds: int = FOLDS) -> Path:
             raise SynthaugError("nnUNet_preprocessed is not set; set it or pass --out")
         out = pre / SPLITS_NAME
     synthetic = list(folder.main["cases"]) if folder.main else []
-    write_splits_file(Path(out), folder.real, synthetic, folds)
+    write_splits_file(Path(out), folder.real, synthetic, folds, backgrounds=backgrounds_of(folder.main))
     return Path(out)
 
 
 # ----------------------------------------------------------------------------- revert
-def revert(raw_dataset) -> dict:
-    """Delete every synthetic case and restore dataset.json and splits_final.json exactly."""
+def revert(raw_dataset, rebuild_manifest: bool = False) -> dict:
+    """Delete every synthetic case and restore dataset.json and splits_final.json exactly.
+
+    Exactly, unless the folder changed since expand: a dataset.json edited since keeps its edits
+    and gets numTraining = real cases; a real case added by hand is counted in numTraining; both
+    are said in the report's ``notes``. ``rebuild_manifest`` is for a folder whose manifest was
+    lost: see ``_rebuild_manifest``.
+    """
+    with mf.folder_lock(raw_dataset, "revert"), _write_errors(raw_dataset, "revert"):
+        notes = _rebuild_manifest(Path(raw_dataset)) if rebuild_manifest else []
+        report = _revert(raw_dataset)
+        notes += report.pop("notes", [])
+        return {**report, "notes": notes} if notes else report
+
+
+def _revert(raw_dataset) -> dict:
     folder = Folder.load(raw_dataset)
     if not folder.manifests():
         raise SynthaugError(f"{folder.root} has no synthaug manifest: there is nothing to revert")
     folder.check_unlisted()
+    notes = []
     backups = (folder.main or {}).get("splits_backup") or {}
+    relative = sorted(p for p in backups if not Path(p).is_absolute())
+    backups = {p: c for p, c in backups.items() if p not in relative}
+    for p in relative:  # older synthaug stored $nnUNet_preprocessed as given: its cwd is unknown
+        notes.append(f"splits file {p} was recorded as a relative path, so it was not restored: restore or "
+                     "delete it by hand")
     _check_writable([folder.root, folder.root / "imagesTr", folder.root / "labelsTr"]
-                    + [Path(p).parent for p in backups])
+                    + ([folder.root / DATASET_JSON] if folder.main else []) + [Path(p).parent for p in backups])
+    if folder.main:  # fails (having deleted nothing) if the original cannot be read
+        data, note = _dataset_json_bytes(folder, folder.main, len(folder.real))
+        notes += [note] if note else []
+        added = sorted(set(folder.real) - set(folder.main["real_cases"]))
+        if added and not note:
+            notes.append(f"real case(s) {', '.join(added[:5])} were added after expand: numTraining was set to "
+                         f"{len(folder.real)}, the real cases in the folder, not restored to the original")
     removed = folder.delete(folder.listed())
     if folder.main:
-        mf.write_if_changed(folder.root / DATASET_JSON, mf.decode_bytes(folder.main["original_dataset_json"]))
+        mf.write_if_changed(folder.root / DATASET_JSON, data)
     for p, content in backups.items():
         if content is not None:
             mf.write_if_changed(Path(p), mf.decode_bytes(content))
@@ -266,5 +417,42 @@ def revert(raw_dataset) -> dict:
             Path(p).unlink()
     for path, _ in reversed(folder.manifests()):  # the main manifest goes last: a killed revert can rerun
         path.unlink()
-    return {"removed": removed, "real_cases": len(folder.real), "dataset_json": str(folder.root / DATASET_JSON),
-            "splits_restored": sorted(backups)}
+    report = {"removed": removed, "real_cases": len(folder.real), "dataset_json": str(folder.root / DATASET_JSON),
+              "splits_restored": sorted(backups)}
+    return {**report, "notes": notes} if notes else report
+
+
+def _rebuild_manifest(root: Path) -> list[str]:
+    """For a folder whose manifest was lost: write one listing the cases named like synthaug's
+    (``synth_NNNNN``; only on the user's explicit request, as names are all there is to go on),
+    so the ordinary revert deletes them. dataset.json's original bytes went with the manifest:
+    the current ones are kept with numTraining set to the real cases."""
+    if (root / MANIFEST_NAME).exists() or mf.part_paths(root):
+        raise SynthaugError(f"{root} has a synthaug manifest; run `synthaug revert {root}` without --rebuild-manifest")
+    folder = Folder.load(root, orphans_ok=True)
+    orphans = mf.orphans(root, folder.raw.file_ending)
+    if not orphans:
+        raise SynthaugError(f"{root} has no synthaug manifest and no case named like a synthetic one "
+                            f"({folder.prefix}NNNNN): there is nothing to revert")
+    strays = [n for n in orphans if not mf.name_re(folder.prefix).fullmatch(n)]
+    if strays:  # synthaug would have named its cases <prefix>NNNNN here: these are someone else's
+        raise SynthaugError(f"{root}: {', '.join(strays[:5])} do not carry the prefix {folder.prefix} synthaug "
+                            "uses in this folder, so they cannot be told apart from real cases; nothing was "
+                            "changed. Move them out by hand")
+    current = (root / DATASET_JSON).read_bytes()
+    real_count = len(folder.real)
+    original = current if folder.raw.dataset_json["numTraining"] == real_count else \
+        _dump_dataset_json({**folder.raw.dataset_json, "numTraining": real_count})
+    m = mf.new_manifest(generator={"name": None, "checkpoint_hash": None, "steps": None}, seed=0, ratio=0.0,
+                        prefix=folder.prefix, real_cases=folder.real, dataset_json_bytes=original)
+    m.update(rebuilt=True, pending={n: {"index": name_index(n)} for n in orphans})
+    _save(root / MANIFEST_NAME, m)  # from here on a killed run is finished by a plain `synthaug revert`
+    notes = [f"no manifest: {len(orphans)} case(s) named {folder.prefix}NNNNN were taken as synthetic and deleted; "
+             "dataset.json's original bytes were lost with the manifest, so the current file was kept "
+             f"with numTraining set to the {real_count} real cases"]
+    splits = folder.preprocessed_dir()
+    splits = splits / SPLITS_NAME if splits else None
+    if splits and splits.is_file() and any(n.encode() in splits.read_bytes() for n in orphans):
+        notes.append(f"{splits} lists the deleted cases and its original is unknown: rewrite it with "
+                     f"`synthaug splits {root}` or delete it")
+    return notes

@@ -4,26 +4,40 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io.images import write_json, write_png
-from .pipelines.base import LABELS, Condition, create_generator
+from .pipelines.base import LABELS, Condition, check_device, check_steps, create_generator, sample_cases
 from .preview import save_grid, save_mask_grid
 
 
 def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "mixed", box=None, steps=None,
-                     scheduler=None, batch_size: int = 16, device: str = "cpu") -> Path:
-    """Write ``images/pair_NNNNN.png``, ``masks/pair_NNNNN.png`` (0/1), ``pairs.json`` and ``preview.png``."""
+                     scheduler=None, batch_size: int = 16, device: str = "cpu", background_from=None) -> Path:
+    """Write ``images/pair_NNNNN.png``, ``masks/pair_NNNNN.png`` (0/1), ``pairs.json`` and ``preview.png``.
+
+    Pair i is case i of ``sample_cases``: its bytes do not depend on ``n`` or ``batch_size`` (kept for
+    compatibility; the networks run fixed blocks). ``background_from`` (a raw folder or a dataset) switches
+    the bus generator to real backgrounds: each pair repaints a new lesion into one of its real cases,
+    named in the pair's meta as ``background``."""
+    check_steps(steps)
+    check_device(device)
     kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
     gen = generator if hasattr(generator, "sample") else create_generator(generator, device=device, **kwargs)
-    labels = [LABELS[i % 2] if tumour_type == "mixed" else tumour_type for i in range(n)]
+    if background_from is not None:
+        from .data.mix import with_background
+
+        gen = with_background(gen, "real", background_from)
     use = gen.conditions
-    conds = [Condition(label=l if "label" in use else None, box=box if "box" in use else None) for l in labels]
-    pairs = gen.sample(n, seed=seed, conditions=conds, batch_size=batch_size, progress=True)
+
+    def condition_of(i: int) -> Condition:
+        label = LABELS[i % 2] if tumour_type == "mixed" else tumour_type
+        return Condition(label=label if "label" in use else None, box=box if "box" in use else None)
+
+    pairs = sample_cases(gen, seed, range(n), condition_of, progress=True)
     out = Path(out)
-    meta = {}
+    meta, identity = {}, gen.checkpoint_hash()
     for i, p in enumerate(pairs):
         name = f"pair_{i:05d}"
         write_png(out / "images" / f"{name}.png", p.image)
         write_png(out / "masks" / f"{name}.png", p.mask)
-        meta[name] = {**p.meta, "checkpoint_hash": gen.checkpoint_hash()}
+        meta[name] = {**p.meta, "checkpoint_hash": identity}
     write_json(out / "pairs.json", {"generator": gen.name, "pairs": meta})
     titles = [str(m.get("label") or "") for m in meta.values()]
     # one block of rows per tumour type (benign above malignant, like the BUS paper's Fig. 4)
@@ -39,6 +53,7 @@ def masks_to_folder(checkpoint, n: int, out, seed: int = 0, tumour_type: str | N
     """SCMG masks: ``masks/mask_NNNNN.png`` (0/1), ``masks.json`` (type and box of each) and ``preview.png``."""
     from .pipelines.scmg import ScmgMasks
 
+    check_device(device)
     gen = ScmgMasks.from_pretrained(checkpoint, device=device)
     masks, conds = gen.sample(n, seed=seed, conditions=[Condition(tumour_type, box)] * n)
     out = Path(out)

@@ -293,32 +293,34 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(raw, twin, gen):
 
 # ----------------------------------------------------------------------------- shards
 def test_two_shards_then_merge_equal_the_unsharded_run(raw, twin, gen):
+    # 18 cases = blocks of 8, 8, 2 (MICRO_BATCH): shard 0/2 takes blocks 0 and 2, shard 1/2 block 1
     dataset_json = sha256_file(raw / "dataset.json")
-    r0 = expand(raw, 1.0, generator=gen, shard=(0, 2))
-    assert r0["added"] == 3 and r0["manifest"] == str(raw / part_name((0, 2)))
+    r0 = expand(raw, 3.0, generator=gen, shard=(0, 2))
+    assert r0["added"] == 10 and r0["manifest"] == str(raw / part_name((0, 2)))
     assert not (raw / MANIFEST_NAME).exists() and sha256_file(raw / "dataset.json") == dataset_json
-    assert sorted(json.loads((raw / part_name((0, 2))).read_text(encoding="utf-8"))["cases"]) == ["synth_00000", "synth_00002", "synth_00004"]
+    cases = sorted(json.loads((raw / part_name((0, 2))).read_text(encoding="utf-8"))["cases"])
+    assert cases == [f"synth_{k:05d}" for k in [*range(8), 16, 17]]
     from click.testing import CliRunner
 
     from synthaug.cli import main
 
-    result = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "1", "--generator", gen, "--shard", "1/2"])
-    assert result.exit_code == 0 and '"added": 3' in result.output, result.output
-    assert expand(raw, 1.0, generator=gen, shard=(1, 2))["added"] == 0  # a shard is idempotent too
-    report = expand(raw, 1.0, generator=gen)
-    assert (report["added"], report["merged"]) == (0, 6)
+    result = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "3", "--generator", gen, "--shard", "1/2"])
+    assert result.exit_code == 0 and '"added": 8' in result.output, result.output
+    assert expand(raw, 3.0, generator=gen, shard=(1, 2))["added"] == 0  # a shard is idempotent too
+    report = expand(raw, 3.0, generator=gen)
+    assert (report["added"], report["merged"]) == (0, 18)
     assert not list(raw.glob("synthaug_manifest.shard-*"))
-    expand(twin, 1.0, generator=gen)
+    expand(twin, 3.0, generator=gen)
     assert snapshot(raw) == snapshot(twin)
 
 
 def test_merge_regenerates_a_missing_shard_and_rejects_tampered_files(raw, twin, gen):
-    expand(raw, 1.0, generator=gen, shard=(0, 3))
-    expand(raw, 1.0, generator=gen, shard=(2, 3))
+    expand(raw, 3.0, generator=gen, shard=(0, 3))  # block 0: cases 0-7
+    expand(raw, 3.0, generator=gen, shard=(2, 3))  # block 2: cases 16, 17
     write_png(raw / "labelsTr" / "synth_00002.png", np.ones((32, 32), np.uint8))  # no longer what was recorded
-    report = expand(raw, 1.0, generator=gen)  # shard 1/3 never ran
-    assert (report["added"], report["merged"]) == (3, 3)  # cases 1 and 4, plus the tampered 2
-    expand(twin, 1.0, generator=gen)
+    report = expand(raw, 3.0, generator=gen)  # shard 1/3 (block 1) never ran
+    assert (report["added"], report["merged"]) == (9, 9)  # cases 8-15, plus the tampered 2
+    expand(twin, 3.0, generator=gen)
     assert snapshot(raw) == snapshot(twin)
 
 

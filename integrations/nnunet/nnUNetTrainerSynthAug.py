@@ -13,12 +13,16 @@ Settings (environment variables, read when training starts):
   synthetic case with probability ratio / (1 + ratio).
 * ``SYNTHAUG_SOURCE`` -- a folder of pairs (``synthaug sample`` output, or a
   raw folder ``synthaug expand`` filled), or a generator: a registered name
-  or a checkpoint folder (default ``pig``, the shipped checkpoint).
+  or a checkpoint folder (default ``bus``, the shipped checkpoint).
 * ``SYNTHAUG_SEED`` -- which synthetic pairs are drawn (default 0).
 
 nnU-Net names the results folder after the trainer class only, so runs with
 different settings need different ``nnUNet_results`` folders (or a subclass
 per setting).
+
+It refuses a raw folder ``synthaug expand`` has filled (``synthaug_manifest.json``):
+those synthetic cases would pass for real ones. Use plain ``nnUNetv2_train``
+there, or revert and preprocess again.
 
 This module is imported by nnU-Net as a top-level module (it puts this folder
 on ``sys.path`` for the lookup): absolute imports only.
@@ -36,7 +40,7 @@ from nnunetv2.paths import nnUNet_raw
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from integrations.nnunet.synthetic_cases import write_synthetic_cases
+from integrations.nnunet.synthetic_cases import refuse_expanded_raw, write_synthetic_cases
 from synthaug.expand import MAX_RATIO  # the bound synthaug expand accepts
 from synthaug.paths import DEFAULT_GENERATOR
 
@@ -82,6 +86,8 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
     """
 
     def get_tr_and_val_datasets(self):
+        # whatever the ratio: on an expanded folder this trainer cannot tell real cases from synthetic ones
+        refuse_expanded_raw(Path(nnUNet_raw or ".") / self.plans_manager.dataset_name)
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
         ratio, source, seed = synthaug_settings()
         if ratio == 0:

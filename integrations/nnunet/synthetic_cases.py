@@ -26,7 +26,9 @@ import numpy as np
 
 from synthaug.data import PairDataset, SyntheticMix
 from synthaug.data.datasets import LABEL_NAMES
+from synthaug.errors import SynthaugError
 from synthaug.io.images import write_json, write_png
+from synthaug.io.manifest import MANIFEST_NAME, part_paths
 from synthaug.pipelines.base import GENERATOR_INFO, create_generator
 
 RECORD = "synthaug_train.json"
@@ -41,6 +43,24 @@ def open_source(spec: str | Path, device: str = "cpu"):
     if path.is_dir() and not (path / GENERATOR_INFO).is_file():
         return path
     return create_generator(spec, device=device)
+
+
+def refuse_expanded_raw(raw_dataset) -> None:
+    """Raise when ``synthaug expand`` has filled ``raw_dataset``: its synthetic cases look real to nnU-Net.
+
+    This trainer treats every preprocessed case as real: it would count expanded
+    synthetic cases as real (so they would reach validation folds and condition
+    the generator), then add synthetic cases on top of them.
+    """
+    raw_dataset = Path(raw_dataset)
+    found = [p.name for p in [raw_dataset / MANIFEST_NAME, *part_paths(raw_dataset)] if p.is_file()]
+    if found:
+        raise SynthaugError(
+            f"{raw_dataset} was expanded by `synthaug expand` ({found[0]}): nnUNetTrainerSynthAug would take its "
+            "synthetic cases for real ones (validation folds included) and add more on top. Either train it with "
+            "plain `nnUNetv2_train` (the expand route, after `synthaug splits`), or run "
+            f"`synthaug revert {raw_dataset}`, delete $nnUNet_preprocessed/{raw_dataset.name}, rerun "
+            "`nnUNetv2_plan_and_preprocess` and then use this trainer")
 
 
 def _median_size(real: PairDataset) -> tuple[int, int]:

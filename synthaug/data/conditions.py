@@ -19,6 +19,7 @@ from ..pipelines.base import LABELS, Condition
 from .datasets import read_label_png
 
 Box = tuple[float, float, float, float]
+MAX_RATIO = 10  # synthetic cases per real case, at most (expand and SyntheticMix): 1e9 would fill the memory
 _SALT = 0x5EED_C0D1  # keeps these draws independent of the generator's own use of the seed
 
 

@@ -27,8 +27,9 @@ from ..errors import SynthaugError
 from ..io.images import mask_box, read_gray, resize_image, resize_mask
 from ..io.manifest import MANIFEST_NAME, Folder
 from ..io.nnunet_raw import DATASET_JSON
-from ..pipelines.base import Pair, PairGenerator, pair_seeds
-from .conditions import ConditionSampler, restrict
+from ..pipelines.base import Pair, PairGenerator, pair_seeds, sample_cases
+from ..pipelines.real_background import Background, RealBackgroundGenerator
+from .conditions import MAX_RATIO, ConditionSampler, restrict
 from .datasets import LABEL_NAMES, PairDataset, as_size, make_item, manifest_label, read_label_png
 
 
@@ -109,17 +110,40 @@ def _read_pairs_json(path: Path) -> dict[str, dict]:
     return data
 
 
+def _real_cases(real) -> list[tuple]:
+    """(image uint8, mask bool, label, case id) of every real item, read without augmentation when possible."""
+    if isinstance(real, PairDataset):  # no need to build (and augment) every item
+        return [(r.image, r.mask, r.label, r.case_id) for r in real.records]
+    items = (real[i] for i in range(len(real)))
+    return [(np.round(it["image"][0].numpy() * 255).astype(np.uint8), it["mask"][0].numpy() > 0,
+             LABEL_NAMES[int(it["label"])], str(it.get("case_id", i))) for i, it in enumerate(items)]
+
+
 def real_condition_sampler(real) -> ConditionSampler:
     """Tumour types, lesion boxes and sizes of the real items, to ask a generator for the same."""
-    if isinstance(real, PairDataset):  # no need to build (and augment) every item
-        cases = [(r.label, r.mask) for r in real.records]
-    else:
-        cases = [(LABEL_NAMES[int(it["label"])], it["mask"][0].numpy() > 0) for it in (real[i] for i in range(len(real)))]
+    cases = _real_cases(real)
     boxes = []
-    for _, mask in cases:
+    for _, mask, _, _ in cases:
         box = mask_box(mask)
         boxes.append(tuple(box) if box else None)
-    return ConditionSampler([label for label, _ in cases], boxes, [mask.shape for _, mask in cases])
+    return ConditionSampler([c[2] for c in cases], boxes, [c[1].shape for c in cases])
+
+
+def real_backgrounds(real) -> list[Background]:
+    """The real cases of ``real`` (a dataset, or an nnU-Net raw folder: its real cases only) as
+    backgrounds for the real-background mode of the bus generator."""
+    if isinstance(real, (str, Path)):
+        real = PairDataset.from_raw(real)
+    return [Background(case_id, image, mask.astype(bool), label) for image, mask, label, case_id in _real_cases(real)]
+
+
+def with_background(generator, background: str | None, real) -> PairGenerator:
+    """``generator`` itself, or (``background="real"``) its real-background mode on the cases of ``real``."""
+    if background in (None, "synthetic"):
+        return generator
+    if background != "real":
+        raise SynthaugError(f"background must be 'synthetic' or 'real', not {background!r}")
+    return RealBackgroundGenerator(generator, real_backgrounds(real))
 
 
 class SyntheticMix(Dataset):
@@ -134,13 +158,17 @@ class SyntheticMix(Dataset):
     the pairs an expansion with seed S would add. Synthetic items are resized
     to ``size`` (default: the real dataset's fixed size, else the drawn real
     size) and go through the real dataset's ``transform``, so both kinds see
-    the same augmentation.
+    the same augmentation. ``ratio`` is capped at expand's MAX_RATIO (10). ``batch_size`` is
+    accepted for compatibility only: generation runs the fixed blocks of ``sample_cases``, so the
+    pixels never depend on it. ``background="real"`` (generator sources only) keeps the tissue of
+    a real case of ``real_dataset`` and repaints only a new lesion into it (the bus generator's
+    real-background mode); the backgrounds come from the dataset mixed into, never from elsewhere.
     """
 
     def __init__(self, real_dataset, source, ratio: float = 0.25, seed: int = 0, refresh_every: int | None = None,
-                 cache_size: int | None = None, size=None, batch_size: int = 16):
-        if not ratio > 0:
-            raise SynthaugError(f"ratio must be > 0, got {ratio}")
+                 cache_size: int | None = None, size=None, batch_size: int = 16, background: str | None = None):
+        if isinstance(ratio, bool) or not (isinstance(ratio, (int, float, np.number)) and 0 < ratio <= MAX_RATIO):
+            raise SynthaugError(f"ratio must be in (0, {MAX_RATIO}], got {ratio}")  # NaN fails every comparison
         if int(seed) < 0:
             raise SynthaugError(f"seed must be >= 0, got {seed}")
         self.real, self.n_real = real_dataset, len(real_dataset)
@@ -155,7 +183,10 @@ class SyntheticMix(Dataset):
         if isinstance(source, (str, Path)):
             source = PairBank.open(source)
         self.from_generator = isinstance(source, PairGenerator)
+        if background not in (None, "synthetic") and not self.from_generator:
+            raise SynthaugError("background='real' needs a generator source: a PairBank's pairs are already made")
         if self.from_generator:
+            source = with_background(source, background, real_dataset)
             self.cache_size = self.n_synthetic if cache_size is None else int(cache_size)
             if self.cache_size < 1 or (refresh_every is not None and int(refresh_every) < 1):
                 raise SynthaugError("cache_size and refresh_every must be >= 1")
@@ -187,14 +218,22 @@ class SyntheticMix(Dataset):
         if self._generator is None:
             raise SynthaugError("a SyntheticMix copy in a DataLoader worker cannot generate; "
                                 "call set_epoch in the main process before iterating")
-        seeds = pair_seeds(self.seed, self.cache_size, start=refresh * self.cache_size)
+        indices = range(refresh * self.cache_size, (refresh + 1) * self.cache_size)
+        seeds = pair_seeds(self.seed, self.cache_size, start=indices[0])
         drawn = [self._sampler.draw(s) for s in seeds]  # what `synthaug expand` would ask with these seeds
         conditions = [restrict(c, self._generator.conditions) for c, _ in drawn]
-        pairs = self._generator.sample(seeds=seeds, conditions=conditions, batch_size=self.batch_size)
+
+        def condition_of(k: int):
+            return restrict(self._sampler.draw(pair_seeds(self.seed, 1, start=k)[0])[0], self._generator.conditions)
+
+        # the same fixed network blocks as expand: byte-identical to the cases an expansion adds
+        pairs = sample_cases(self._generator, self.seed, indices, condition_of)
         cache = []
         for pair, s, c, (_, real_size) in zip(pairs, seeds, conditions, drawn):
-            size = self.size or real_size  # resized once here, not at every access
-            meta = {"label": c.label or pair.meta.get("label"), "case_id": f"synth_seed{s}"}
+            # resized once here, not at every access; a real background keeps its own size
+            size = self.size or (pair.image.shape if "background" in pair.meta else real_size)
+            meta = {"label": c.label or pair.meta.get("label"), "case_id": f"synth_seed{s}",
+                    **({"background": pair.meta["background"]} if "background" in pair.meta else {})}
             cache.append(Pair(resize_image(pair.image, size), resize_mask(pair.mask, size), meta))
         return cache
 

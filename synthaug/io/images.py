@@ -3,7 +3,8 @@
 Masks in the wild come as 1-bit, L, RGB or RGBA PNGs with 0/255 (or near-binary)
 values; ``read_mask`` folds them all to a boolean array. Every write goes to a
 temporary file in the same folder and is renamed into place, so a killed
-process never leaves a half-written case behind.
+process never leaves a half-written case behind; a rewritten file keeps its
+mode and a new one gets the umask default, as a plain ``open(path, "w")`` would.
 """
 from __future__ import annotations
 
@@ -66,12 +67,39 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.NEAREST)) > 127
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _target_mode(path: Path) -> int:
+    """Mode the written file must end with: the existing file's on a rewrite, else 0666 minus the umask.
+
+    mkstemp creates its file 0600; renamed into place as is, a rewritten
+    dataset.json of a shared dataset would lose its group/other read access.
+    """
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def _atomic_write(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _target_mode(path))
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -93,6 +121,7 @@ def write_png(path: str | Path, arr: np.ndarray) -> None:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
+    """Atomically write ``data`` (mode kept on rewrite, umask default when new)."""
     _atomic_write(Path(path), lambda f: f.write(data))
 
 

@@ -16,17 +16,28 @@ concurrent shard processes never write one file; an unsharded run merges them.
 
 ``Folder`` reads a raw folder together with its manifests and answers which
 cases are real and which synthetic; it is the only place that deletes files,
-and it deletes nothing but names a manifest lists.
+and it deletes nothing but names a manifest lists. The checksum is unkeyed, so
+a manifest is also cross-checked (every listed name carries its prefix, no real
+case does, the prefix is the one synthaug picks for those real cases), and
+``Folder.delete`` checks every name before it deletes the first file.
+
+``folder_lock`` serialises the processes that change one raw folder.
 """
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
 import re
+import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from ..errors import SynthaugError
 from .images import sha256_file, write_bytes
@@ -101,7 +112,26 @@ def load_manifest(path: Path) -> dict | None:
         raise SynthaugError(f"{path}: manifest was edited by hand; its checksum no longer matches. Undo the edit "
                             "(synthaug relies on it to resume and to revert), or restore dataset.json from "
                             "its 'original_dataset_json' and delete the synthetic cases yourself")
+    _check_consistent(m, path)
     return m
+
+
+def _check_consistent(m: dict, path: Path) -> None:
+    """The checksum is unkeyed: anyone can recompute it. So a manifest must also agree with itself
+    before anything is deleted on its word: listed names carry its prefix, real cases never do,
+    and the prefix is the one synthaug picks for those real cases."""
+    prefix, real = m.get("prefix"), m.get("real_cases")
+    if not isinstance(prefix, str) or not isinstance(real, list) or prefix != choose_prefix(real):
+        raise SynthaugError(f"{path}: prefix {prefix!r} is not the one synthaug picks for its real cases; the "
+                            "manifest was edited or forged, so synthaug will not delete anything on its word. "
+                            "Restore it from a backup")
+    pattern, real_set = name_re(prefix), set(real)
+    listed = [n for key in ("cases", "pending") for n in (m.get(key) or {})]
+    bad = sorted(n for n in listed if n in real_set or not pattern.fullmatch(n))
+    if bad:
+        raise SynthaugError(f"{path} lists {', '.join(bad[:5])} as synthetic, but only names {prefix}NNNNN that "
+                            "are no real case can be: the manifest was edited or forged, nothing was deleted. "
+                            "Restore it from a backup")
 
 
 def save_manifest(path: Path, manifest: dict) -> bool:
@@ -125,7 +155,11 @@ def check_identity(manifest: dict, expected: dict, path: Path) -> None:
         if manifest.get(key) != expected[key]:
             what = {"generator": "generator/checkpoint/steps", "real_cases": "set of real cases"}.get(key, key)
             was, now = manifest.get(key), expected[key]
-            detail = "" if key == "real_cases" else f" ({was} vs now {now})"
+            detail = f" ({was} vs now {now})"
+            if key == "real_cases":
+                added, gone = sorted(set(now) - set(was or [])), sorted(set(was or []) - set(now))
+                detail = "".join([f"; added since: {', '.join(added[:5])}" if added else "",
+                                  f"; missing now: {', '.join(gone[:5])}" if gone else ""])
             raise SynthaugError(f"{path.parent} was expanded with a different {what}{detail}; run `synthaug revert "
                                 f"{path.parent}` first, then expand again")
 
@@ -155,22 +189,35 @@ class Folder:
     prefix: str
 
     @classmethod
-    def load(cls, root: str | Path) -> "Folder":
+    def load(cls, root: str | Path, orphans_ok: bool = False) -> "Folder":
+        """Read ``root``; cases named like synthaug's but in no manifest stop here (a lost manifest
+        would make them count as real) unless ``orphans_ok`` (``revert --rebuild-manifest``)."""
         root = Path(root)
         main = load_manifest(root / MANIFEST_NAME)
         parts = {p: load_manifest(p) for p in part_paths(root)}
         known = main or next(iter(parts.values()), None)
         prefix = known["prefix"] if known else None
-        matcher = name_re(prefix) if prefix else None
-        exclude = (lambda c: bool(matcher.fullmatch(c))) if matcher else None
+        matcher = name_re(prefix) if prefix else ORPHAN_RE  # with no manifest, look for orphans apart
         try:
-            raw = RawDataset.open(root, check_count=False, exclude=exclude)
+            raw = RawDataset.open(root, check_count=False, exclude=lambda c: bool(matcher.fullmatch(c)))
         except SynthaugError:
             if known is None and _any_manifest(root):
-                return cls.load(root)
+                return cls.load(root, orphans_ok)
             raise
         if known is None and _any_manifest(root):
-            return cls.load(root)
+            return cls.load(root, orphans_ok)
+        if known is None:
+            found = orphans(root, raw.file_ending)
+            if found and not orphans_ok:
+                raise SynthaugError(
+                    f"{root} holds {len(found)} case(s) named like synthaug's synthetic cases "
+                    f"({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}) but no {MANIFEST_NAME}: the "
+                    "manifest was probably deleted, and they would be taken for real cases. If they are synthetic, "
+                    f"run `synthaug revert --rebuild-manifest {root}` to delete them and reset numTraining; if "
+                    "they are real, rename them (names synth_NNNNN, synth1_NNNNN... are reserved for synthaug)")
+            if found:  # only revert --rebuild-manifest gets here, and it counts cases itself
+                real = raw.case_ids()
+                return cls(root, raw, None, {}, real, choose_prefix(real))
         if main is None:  # dataset.json is still the original one
             raw.check_count()
         real = raw.case_ids()
@@ -220,10 +267,21 @@ class Folder:
 
     def delete(self, names, temporaries: bool = True) -> int:
         """Delete synthetic cases (highest index first) and, unless a shard runs, temporaries that
-        killed writes left behind; returns the number of cases that had files."""
+        killed writes left behind; returns the number of cases that had files.
+
+        Every name is checked before the first file goes: it must carry the prefix, be listed in a
+        manifest and be no real case, else nothing is deleted (an explicit check, not an assert,
+        which ``python -O`` would strip)."""
+        names = sorted(names, key=name_index, reverse=True)
+        pattern, listed = name_re(self.prefix), self.listed()
+        real = set(self.real) | {c for _, m in self.manifests() for c in m["real_cases"]}
+        bad = [n for n in names if not pattern.fullmatch(n) or n in real or n not in listed]
+        if bad:
+            raise SynthaugError(f"refusing to delete {', '.join(sorted(bad)[:5])} in {self.root}: not a synthetic "
+                                f"case synthaug recorded (name {self.prefix}NNNNN, listed in a manifest, not a real "
+                                "case); nothing was deleted")
         gone = 0
-        for n in sorted(names, key=name_index, reverse=True):
-            assert n not in self.real, n  # the prefix rule makes this impossible; never risk a real file
+        for n in names:
             paths = [p for p in self.files(n) if p.exists()]
             for p in paths:
                 p.unlink()
@@ -239,8 +297,138 @@ class Folder:
         return gone
 
     def preprocessed_dir(self) -> Path | None:
+        """Absolute: the path is stored for revert, which may run from another directory."""
         base = os.environ.get("nnUNet_preprocessed")
-        return Path(base) / self.root.name if base else None
+        return Path(os.path.abspath(base)) / self.root.name if base else None
+
+
+# ----------------------------------------------------------------------------- one writer per folder
+LOCK_NAME = ".synthaug.lock"
+LOCK_TIMEOUT = 10.0  # seconds; SYNTHAUG_LOCK_TIMEOUT overrides it
+_FOLDER_NAME_RE = re.compile(r"Dataset\d{3}_.+")
+
+
+def shard_lock_name(shard: tuple[int, int]) -> str:
+    i, n = shard
+    return f".synthaug.shard-{i}-of-{n}.lock"
+
+
+def _lock_timeout() -> float:
+    value = os.environ.get("SYNTHAUG_LOCK_TIMEOUT")
+    try:
+        return LOCK_TIMEOUT if value is None else max(0.0, float(value))
+    except ValueError:
+        raise SynthaugError(f"SYNTHAUG_LOCK_TIMEOUT={value!r} is not a number of seconds") from None
+
+
+def _holder(path: Path) -> str:
+    """Who holds a lock, from what the holder wrote into its lock file."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return f"`synthaug {info['command']}` (pid {info['pid']} on {info['host']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another synthaug process"
+
+
+class _Lock:
+    """An exclusive ``filelock`` lock on a file in the raw folder (flock: the kernel drops it when
+    its process dies, so a crash never leaves the folder locked). The holder writes its pid into
+    the file for the other processes' messages, and removes the file before unlocking so a
+    reverted folder holds no trace of synthaug (filelock re-opens the path when the inode it
+    waited on was removed)."""
+
+    def __init__(self, path: Path, command: str):
+        self.path, self.command, self.lock = path, command, FileLock(str(path))
+
+    def acquire(self, deadline: float, busy: str) -> None:
+        while True:
+            try:
+                self.lock.acquire(timeout=max(0.0, deadline - time.monotonic()), poll_interval=0.05)
+            except Timeout:
+                raise SynthaugError(f"{busy} is in use by {_holder(self.path)}; waited {_lock_timeout():g} s. Let "
+                                    "it finish (or stop it) and run this again; set SYNTHAUG_LOCK_TIMEOUT=<seconds> "
+                                    "to wait longer") from None
+            if self._locked_path():
+                break
+            self.lock.release()  # we locked a file the previous holder had just removed: lock the new one
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command}
+        try:
+            self.path.write_text(json.dumps(info) + "\n", encoding="utf-8")
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _locked_path(self) -> bool:
+        """Does the locked descriptor still name ``path``? (filelock 4 checks this itself; older ones
+        do not, and a holder removes the file before unlocking.)"""
+        fd = getattr(getattr(self.lock, "_context", None), "lock_file_fd", None)
+        if fd is None:
+            return True
+        try:
+            return os.path.samestat(os.fstat(fd), os.stat(self.path))
+        except FileNotFoundError:
+            return False
+
+    def release(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        finally:
+            self.lock.release()
+
+
+@contextmanager
+def folder_lock(root: str | Path, command: str, shard: tuple[int, int] | None = None, read_only: bool = False):
+    """Hold the raw folder against other synthaug processes while ``command`` runs.
+
+    Unsharded expand, revert and splits hold ``.synthaug.lock`` for their whole run, and first
+    wait for every running shard. A shard (``expand --shard i/n``) holds the folder lock only
+    while it registers, then holds ``.synthaug.shard-i-of-n.lock`` alone: shards run in parallel
+    with each other (each writes only its own part manifest), never with an unsharded run, and
+    never twice the same part. A busy folder is waited for up to SYNTHAUG_LOCK_TIMEOUT seconds
+    (default 10), then the call fails with one line naming the holder's pid: a second process
+    never changes the folder while another does. ``read_only`` calls (dry runs, splits) go ahead
+    unlocked when the folder cannot hold a lock file, since no writer could work there either.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SynthaugError(f"raw dataset folder {root} does not exist")
+    if not _FOLDER_NAME_RE.fullmatch(root.name):  # no lock file in a folder that is no dataset
+        raise SynthaugError(f"{root.name!r} is not an nnU-Net v2 raw dataset folder name "
+                            "(expected DatasetNNN_Name, e.g. Dataset501_BUSI)")
+    deadline = time.monotonic() + _lock_timeout()
+    main, held = _Lock(root / LOCK_NAME, command), []
+    try:
+        main.acquire(deadline, str(root))
+    except OSError as e:  # a read-only folder or mount, a full disk
+        if read_only:
+            main = None
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise SynthaugError(f"{root} is not writable ({e.strerror}); nothing was changed. Fix its "
+                                "permissions or copy the dataset") from None
+        else:
+            raise SynthaugError(f"cannot create {main.path} ({e.strerror}); nothing was changed") from None
+    if main is None:
+        yield
+        return
+    held.append(main)
+    try:
+        if shard is None:  # wait for running shards: a finished or killed one holds nothing
+            for p in sorted(root.glob(".synthaug.shard-*-of-*.lock")):
+                part = _Lock(p, command)
+                part.acquire(deadline, f"{root} (shard lock {p.name})")
+                part.release()
+        else:
+            part = _Lock(root / shard_lock_name(shard), f"{command} --shard {shard[0]}/{shard[1]}")
+            part.acquire(deadline, f"{root} (shard {shard[0]}/{shard[1]})")
+            held.append(part)
+            held.remove(main)
+            main.release()
+        yield
+    finally:
+        for lock in reversed(held):
+            lock.release()
 
 
 def _any_manifest(root: Path) -> bool:
@@ -248,6 +436,19 @@ def _any_manifest(root: Path) -> bool:
     that appeared while the folder was listed means its cases may have been taken for real
     (or broken) ones, and the folder must be read again."""
     return (root / MANIFEST_NAME).exists() or bool(part_paths(root))
+
+
+# any prefix synthaug may have picked (synth_, synth1_, ...): names it reserves for its cases
+ORPHAN_RE = re.compile(r"synth\d*_\d{5,}")
+
+
+def orphans(root: Path, file_ending: str) -> list[str]:
+    """Names in imagesTr/labelsTr that synthaug would have written (found when no manifest lists them)."""
+    found = set()
+    for d, suffix in ((root / "imagesTr", "_0000" + file_ending), (root / "labelsTr", file_ending)):
+        found |= {p.name[: -len(suffix)] for p in d.iterdir()
+                  if p.name.endswith(suffix) and ORPHAN_RE.fullmatch(p.name[: -len(suffix)])}
+    return sorted(found, key=lambda n: (n.split("_")[0], name_index(n)))
 
 
 def name_re(prefix: str) -> re.Pattern:

@@ -30,6 +30,10 @@ CHANNEL = "_0000"  # the only channel synthaug reads or writes
 _FOLDER_RE = re.compile(r"Dataset(\d{3})_(.+)")
 _IMAGE_RE = re.compile(r"(.+)_(\d{4})")
 _GRAY_MODES = ("L", "1")
+# what a user with 0/255 masks runs, in the raw folder (rewrites labelsTr in place)
+ZERO_ONE_FIX = ("python -c \"import sys, numpy as np; from PIL import Image; "
+                "[Image.fromarray((np.asarray(Image.open(p)) > 127).astype(np.uint8)).save(p) "
+                "for p in sys.argv[1:]]\" labelsTr/*.png")
 
 
 def _listing(names: Iterable[str], limit: int = 5) -> str:
@@ -68,6 +72,10 @@ def read_dataset_json(root: Path) -> dict:
 
 def _check_binary_labels(labels, path: Path) -> None:
     values = sorted(labels.values(), key=str) if isinstance(labels, dict) else None
+    if values == [0, 255]:
+        raise SynthaugError(f"{path}: labels {labels!r} look like 0/255 masks; nnU-Net wants background=0 and "
+                            "the lesion=1 in dataset.json and in every label map. Set the lesion to 1 and convert "
+                            f"the label maps, e.g. {ZERO_ONE_FIX}")
     if values != [0, 1] or any(isinstance(v, bool) for v in values):
         raise SynthaugError(f"{path}: labels {labels!r} are not background=0 plus one class=1; "
                             "multi-label datasets are not supported yet, only binary lesion masks")
@@ -160,18 +168,32 @@ def _pair_cases(root: Path, fe: str, exclude: Callable[[str], bool]) -> list[str
     def files(d: Path) -> list[str]:  # hidden files are temporaries of atomic writes
         return [p.name[: -len(fe)] for p in d.iterdir() if p.name.endswith(fe) and not p.name.startswith(".")]
 
-    image_cases = set()
-    for stem in files(images_dir):
+    image_stems, label_stems = files(images_dir), files(labels_dir)
+    stem_set, label_set = set(image_stems), set(label_stems)
+    image_cases, unsuffixed = set(), []
+    for stem in sorted(image_stems):
         m = _IMAGE_RE.fullmatch(stem)
-        if not m:
-            raise SynthaugError(f"imagesTr/{stem}{fe} does not follow nnU-Net naming CASE_0000{fe}")
-        if exclude(m.group(1)):
+        if m and exclude(m.group(1)):
+            continue
+        # 'case_0100.png' parses as channel 0100 of 'case' (and 'case_0000.png' as its channel 0): when the
+        # label is labelsTr/case_0100.png, or 'case' has no channel 0000, the file just lacks its suffix
+        if not m or (stem in label_set and m.group(1) not in label_set) or (
+                m.group(2) != CHANNEL[1:] and f"{m.group(1)}{CHANNEL}" not in stem_set):
+            if not exclude(stem):
+                unsuffixed.append(stem)
             continue
         if m.group(2) != CHANNEL[1:]:
-            raise SynthaugError(f"imagesTr/{stem}{fe} is channel {m.group(2)}; "
+            raise SynthaugError(f"imagesTr/{stem}{fe} is channel {m.group(2)} of case {m.group(1)}; "
                                 "only single-channel images are supported")
         image_cases.add(m.group(1))
-    label_cases = {c for c in files(labels_dir) if not exclude(c)}
+    if unsuffixed:
+        first = unsuffixed[0]
+        more = f" (and {len(unsuffixed) - 1} more image(s) like it)" if len(unsuffixed) > 1 else ""
+        raise SynthaugError(f"imagesTr/{first}{fe} does not follow nnU-Net naming CASE{CHANNEL}{fe}: it lacks the "
+                            f"{CHANNEL} channel suffix{more}. nnU-Net v2 names the image of case {first} "
+                            f"imagesTr/{first}{CHANNEL}{fe} (its label labelsTr/{first}{fe}); rename the image(s) "
+                            f"to end in {CHANNEL}{fe}")
+    label_cases = {c for c in label_stems if not exclude(c)}
     if image_cases != label_cases:
         parts = []
         if image_cases - label_cases:
@@ -211,5 +233,9 @@ def _check_label(path: Path, size: tuple[int, int]) -> None:
         raise SynthaugError(f"{path} is {arr.shape[0]}x{arr.shape[1]} but its image is {size[0]}x{size[1]}")
     if arr.size and (arr.min() < 0 or arr.max() > 1):
         values = np.unique(arr)
+        if set(values.tolist()) <= {0, 255}:
+            raise SynthaugError(f"{path} looks like a 0/255 mask (values {_listing(str(v) for v in values.tolist())}); "
+                                f"nnU-Net wants label maps with 0 = background and 1 = lesion. Convert every label, "
+                                f"e.g. {ZERO_ONE_FIX}")
         raise SynthaugError(f"{path} has label values {_listing(str(v) for v in values.tolist())}; multi-label "
                             "datasets are not supported yet, only binary lesion masks (0 = background, 1 = lesion)")

