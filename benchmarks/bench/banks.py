@@ -1,0 +1,153 @@
+"""The generator's record (what it says it was trained on) and the synthetic bank.
+
+Synthetic pairs are generated once per generator and sampler setting into
+``--work/banks/<generator>-<checkpoint hash>-<scheduler>-<steps>/``, enough for the
+largest ratio, at the real class shares, in chunks renamed into place when
+finished (generation resumes after a kill). Each ratio and seed trains on a fixed
+subset of the bank of that ratio's size, nested across ratios.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench.splits import class_counts
+from synthaug.data.mix import PairBank
+from synthaug.paths import data_root
+from synthaug.pipelines.base import (CARD_NAME, checkpoint_hash, create_generator, read_generator_info,
+                                     resolve_checkpoint)
+from synthaug.sampling import sample_to_folder
+
+LABEL_ORDER = ("benign", "malignant", None)  # None: a generator that takes no tumour type
+
+
+def busi_train_ids() -> set[str]:
+    """Case ids of the BUSI train split (split.json), the only cases a fair generator may have seen."""
+    from synthaug.io.public_sets import busi_case_splits
+
+    return {c for c, s in busi_case_splits(data_root() / "BUSI").items() if s == "train"}
+
+
+def generator_record(ref: str) -> dict:
+    """What the checkpoint says about itself, to put beside the numbers.
+
+    The benchmark is only fair for a generator trained on the BUSI train split
+    alone. `synthaug train` records the case ids it trained on in synthaug.json
+    (assembled checkpoints keep their parts' shared list), so the claim is
+    confirmed when that list is non-empty and inside the train split. Anything
+    less is flagged in the report, not refused: the numbers are still
+    informative. The model card's "- data:" line is kept for the report.
+    """
+    cls, path = resolve_checkpoint(ref)
+    info = read_generator_info(path)
+    card = (path / CARD_NAME).read_text(encoding="utf-8") if (path / CARD_NAME).is_file() else ""
+    data_line = next((line[len("- data:"):].strip() for line in card.splitlines() if line.startswith("- data:")), None)
+    trained_on = set((info.get("training_data") or {}).get("case_ids") or [])
+    train_ids = busi_train_ids()
+    return {
+        "ref": str(ref), "path": str(path), "generator": info["generator"], "checkpoint_hash": checkpoint_hash(path),
+        "conditions": sorted(cls.checkpoint_conditions(path)), "info": info, "card_data": data_line,
+        "training_cases": len(trained_on) or None, "busi_train_cases": len(train_ids),
+        "busi_train_only": bool(trained_on) and trained_on <= train_ids,
+    }
+
+
+def sampler_setting(record: dict, steps: int | None, scheduler: str | None) -> tuple[int | None, str | None, str]:
+    """The (steps, scheduler) a bank is sampled with (the checkpoint's defaults unless given) and the
+    bank's folder name, which changes with any of them, so banks never mix settings."""
+    steps = steps or record["info"].get("default_steps")
+    scheduler = scheduler or record["info"].get("default_scheduler")
+    key = f"{record['generator']}-{record['checkpoint_hash']}-{scheduler or 'default'}-{steps or 'default'}"
+    return steps, scheduler, key
+
+
+def chunk_seed(label: str | None, k: int) -> int:
+    """Base seed of chunk ``k`` of one class; ``pair_seeds`` keeps pairs of distinct bases apart."""
+    return 100_000 * LABEL_ORDER.index(label) + k
+
+
+@dataclass
+class Bank:
+    """Entries of a generated bank by tumour type (None: unlabelled), plus how it was made."""
+
+    key: str
+    entries: dict
+    seconds_generating: float = 0.0
+    record: dict = field(default_factory=dict)
+
+
+def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: int, batch_size: int,
+                generate: bool = True, backgrounds=None) -> Bank:
+    """Generate whatever chunks of the bank are missing, then return ``need[label]`` entries per class
+    (with ``generate=False``, only what is already there: for a report while a run goes on).
+
+    A chunk is ``chunk`` pairs of one class in its own folder, renamed into
+    place only when ``sample_to_folder`` has finished it, so a killed run
+    leaves no half chunk behind and the next one resumes at the first
+    missing chunk. Chunk k of a class always holds the same seeds, so a
+    larger need later only adds chunks. ``backgrounds`` (a dataset, the benchmark's train part)
+    makes a real-background bank: every pair is a lesion repainted into one of its images, never
+    into a validation or test image; the bank key names those cases.
+    """
+    steps, scheduler, key = sampler_setting(record, steps, scheduler)
+    if backgrounds is not None:
+        ids = sorted(r.case_id for r in backgrounds.records)
+        key += "-realbg-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]
+    root = work / "banks" / key
+    gen, seconds, entries = None, 0.0, {}
+    for label, n in need.items():
+        folder = root / (label or "unlabelled")
+        chunks = []
+        for k in range(-(-n // chunk)):
+            done = folder / f"chunk{chunk:03d}_{k:04d}"
+            if not (done / "pairs.json").is_file():
+                if not generate:
+                    break
+                if gen is None:
+                    kwargs = {k_: v for k_, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
+                    gen = create_generator(record["path"], **kwargs)
+                partial = done.with_name(done.name + ".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                t0 = time.time()
+                sample_to_folder(gen, chunk, partial, seed=chunk_seed(label, k), tumour_type=label or "mixed",
+                                 batch_size=batch_size, background_from=backgrounds)
+                seconds += time.time() - t0
+                partial.rename(done)
+            chunks.append(done)
+        entries[label] = [e for c in chunks for e in PairBank.open(c).entries][:n]
+    if seconds:
+        print(f"bank {key}: generated in {seconds:.0f} s", flush=True)
+    return Bank(key, entries, seconds, {"folder": str(root), "steps": steps, "scheduler": scheduler,
+                                        "pairs": {k or "unlabelled": len(v) for k, v in entries.items()}})
+
+
+def bank_need(n_real: int, conditions: list, shares: dict, background: str = "synthetic") -> dict:
+    """Pairs per class the largest synthetic ratio with this background takes (smaller ratios use a
+    subset of the same bank)."""
+    need = {label: 0 for label in shares}
+    for c in conditions:
+        if not c.synthetic or c.background != background:
+            continue
+        for label, n in class_counts(round(c.ratio * n_real), shares).items():
+            need[label] = max(need[label], n)
+    return need
+
+
+def bank_subset(bank: Bank, n: int, shares: dict, seed: int) -> PairBank:
+    """``n`` bank pairs at the real class shares, the first ones of a per-seed shuffle of each class.
+
+    A fixed subset of the ratio's size (not the whole bank cycled through)
+    keeps "25%" meaning 25% distinct synthetic cases, as the BUS paper's
+    pre-generated sets did; taking prefixes nests the ratios within a seed.
+    """
+    picked = []
+    for label, k in class_counts(n, shares).items():
+        pool = bank.entries[label]
+        order = np.random.default_rng([seed, LABEL_ORDER.index(label)]).permutation(len(pool))
+        picked += [pool[i] for i in order[:k]]
+    return PairBank(picked, bank.record.get("folder"))

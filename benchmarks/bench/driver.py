@@ -1,0 +1,118 @@
+"""Command line, plan and ``main`` of the benchmark matrix (models x conditions x seeds) for any ``Task``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.bench.banks import bank_need, ensure_bank, generator_record
+from benchmarks.bench.conditions import COPY_PASTE, parse_conditions
+from benchmarks.bench.report import write_report
+from benchmarks.bench.runs import Task, run_matrix
+from benchmarks.bench.splits import benchmark_splits, class_shares
+from benchmarks.common import RESULTS
+
+
+def parse_args(task: Task, argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=getattr(sys.modules.get("__main__"), "__doc__", None),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generator", help="registered name or checkpoint folder (trained on the BUSI train split only)")
+    ap.add_argument("--profile", choices=sorted(task.profiles), default="quick")
+    ap.add_argument("--models", help="comma-separated, overrides the profile")
+    ap.add_argument("--conditions", help="comma-separated, e.g. 'real,ordinary,copy-paste 100%%,bus 25%%,"
+                                         "bus 25%% + ordinary' (earlier protocol: 0%%, ordinary, N%%)")
+    ap.add_argument("--seeds", help="comma-separated integers")
+    ap.add_argument("--epochs", type=int, help="epochs per run (drops the profile's step budget)")
+    ap.add_argument("--train-steps", type=int, help="optimiser steps per run, the same for every condition")
+    ap.add_argument("--patience", type=int, help="converged profile: stop after this many epochs without a better "
+                                                  "validation score")
+    ap.add_argument("--size", type=int, help="image side in pixels")
+    ap.add_argument("--cases", type=int, help="cap every split at this many cases")
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--no-bf16", action="store_true", help="train and predict in float32")
+    ap.add_argument("--steps", type=int, help="sampler steps for the bank (default: the checkpoint's)")
+    ap.add_argument("--scheduler", help="ddim, dpm++ or unipc (default: the checkpoint's)")
+    ap.add_argument("--bank-batch-size", type=int, default=16)
+    ap.add_argument("--work", type=Path, default=Path("runs/bench_work"), help="bank and per-run JSON cache")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS)
+    ap.add_argument("--name", help="results file stem (default <task>_<generator>_<profile>)")
+    ap.add_argument("--report-only", action="store_true", help="write the report from the runs done, train nothing")
+    return ap.parse_args(argv)
+
+
+def make_plan(task: Task, args) -> dict:
+    """Profile defaults, overridden by whatever was given on the command line.
+
+    ``settings`` (hashed into the run folder) holds only what changes a run:
+    the earlier profiles keep exactly their earlier keys, so their runs are reused.
+    """
+    p = dict(task.profiles[args.profile])
+    if args.models:
+        p["models"] = [x.strip() for x in args.models.split(",") if x.strip()]
+    if args.conditions:
+        p["conditions"] = args.conditions
+    if args.seeds:
+        p["seeds"] = [int(x) for x in args.seeds.split(",") if x.strip()]
+    if args.epochs is not None:
+        p["train_steps"] = None
+    for key in ("epochs", "train_steps", "patience", "size", "cases", "batch_size", "lr", "steps", "scheduler"):
+        if getattr(args, key, None) is not None:
+            p[key] = getattr(args, key)
+    settings = {k: p[k] for k in ("epochs", "size", "cases", "batch_size", "lr")}
+    if p.get("train_steps"):
+        settings["train_steps"] = p["train_steps"]
+    settings["bf16"] = not args.no_bf16
+    if p.get("select"):
+        settings["select"] = p["select"]
+        settings["patience"] = p.get("patience")
+    return {"models": p["models"], "conditions": parse_conditions(p["conditions"]), "seeds": p["seeds"],
+            "settings": settings, "steps": p["steps"], "scheduler": p["scheduler"], "chunk": p["chunk"]}
+
+
+def check_generator(task: Task, plan: dict, ref: str | None) -> dict | None:
+    """The generator's record, or a clear refusal when the requested conditions cannot use it."""
+    if task.needs_label and any(c.source == COPY_PASTE for c in plan["conditions"]):
+        raise SystemExit(f"copy-paste composites hold two lesions and no single tumour type: the {task.name} "
+                         "benchmark cannot use them")
+    if not any(c.synthetic for c in plan["conditions"]):
+        return generator_record(ref) if ref else None
+    if not ref:
+        raise SystemExit("--generator is required for synthetic conditions")
+    record = generator_record(ref)
+    wrong = sorted({c.generator for c in plan["conditions"] if c.generator and c.generator != record["generator"]})
+    if wrong:
+        raise SystemExit(f"conditions name the generator(s) {wrong} but --generator {ref} is a "
+                         f"{record['generator']!r} checkpoint: name the conditions '{record['generator']} N%'")
+    if task.needs_label and "label" not in record["conditions"]:
+        raise SystemExit(f"{ref} is not class-conditional (its conditions: {record['conditions'] or 'none'}): the "
+                         f"{task.name} benchmark needs every synthetic image generated for a tumour type, and never "
+                         "uses pseudo-labels. Use a generator trained with class_conditional: true.")
+    if not record["busi_train_only"]:
+        print(f"WARNING: {record['path']} does not record training on the BUSI train split only\n"
+              f"  (synthaug.json training case ids; model card data: {record['card_data']}); the report flags it.",
+              file=sys.stderr, flush=True)
+    return record
+
+
+def main(task: Task, argv=None) -> Path:
+    """Plan, data, bank, runs (skipping those done), then the report; returns the results JSON path."""
+    t0 = time.time()
+    args = parse_args(task, argv)
+    plan = make_plan(task, args)
+    record = check_generator(task, plan, args.generator)
+    split = benchmark_splits(plan["settings"]["size"], plan["settings"]["cases"], task.external)
+    if not split["names"]["test_withheld"]:  # other internal-test cases: runs made without them are not reused
+        plan["settings"]["internal_test"] = split["names"]["internal"]
+    shares = class_shares(split["sets"]["train"], bool(record) and "label" in record["conditions"])
+    banks = {}  # by background: "synthetic" (full synthetic pairs) and "real" (repainted train-part images)
+    for background in ("synthetic", "real"):
+        if any(c.synthetic and c.background == background for c in plan["conditions"]):
+            need = bank_need(len(split["sets"]["train"]), plan["conditions"], shares, background)
+            banks[background] = ensure_bank(record, args.work, need, plan["steps"], plan["scheduler"],
+                                            plan["chunk"], args.bank_batch_size, generate=not args.report_only,
+                                            backgrounds=split["sets"]["train"] if background == "real" else None)
+    runs = run_matrix(task, plan, split["sets"], banks, shares, args.work, args.profile, args.report_only)
+    bank = banks.get("synthetic") or banks.get("real")
+    return write_report(task, args, plan, split, record, bank, shares, runs, t0)

@@ -1,0 +1,322 @@
+"""Summary, tables, figures and the results JSON of a benchmark matrix.
+
+Tables (rows models, columns conditions) of mean ± std over seeds per
+evaluation set; the condition validation picks; and, when the runs saved
+per-case scores, the paired comparisons of every condition against ``real``
+and against the best classical condition (``ordinary`` or ``copy-paste``,
+whichever scores higher on validation) with per-seed differences, paired
+bootstrap 95% CIs and verdicts (``stats.py``).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench.conditions import TrainCondition
+from benchmarks.bench.splits import SPLIT_SEED
+from benchmarks.bench.stats import VERDICT_RULE, mean_std, paired_bootstrap
+from benchmarks.common import write_results
+from benchmarks.plots import plt, ratio_curve
+
+ROLES = {"internal": "internal test", "external": "external test", "val": "validation (selection only)"}
+TESTS = ("internal", "external")
+
+
+# ============================================================================= summary
+def summarise(task, runs: list[dict], models: list[str], conditions: list[TrainCondition]) -> dict:
+    """Mean ± std over seeds per (model, condition, split, metric), the validation picks, and the comparisons."""
+    cells = {}
+    for m in models:
+        for c in conditions:
+            done = [r for r in runs if r["model"] == m and r["condition"] == c.name]
+            if done:
+                cells.setdefault(m, {})[c.name] = {
+                    split: {k: mean_std([r["metrics"][split][k] for r in done]) for k in task.metrics}
+                    for split in done[0]["metrics"]}
+                cells[m][c.name]["time"] = {"minutes": mean_std([r["seconds"] / 60 for r in done])}
+                if all("best_epoch" in r for r in done):
+                    cells[m][c.name]["best_epoch"] = mean_std([r["best_epoch"] for r in done])
+    selection = {m: select_on_validation(task, cells.get(m, {}), conditions) for m in models}
+    comparisons = {m: compare(task, [r for r in runs if r["model"] == m], conditions, selection[m]) for m in models}
+    return {"cells": cells, "selection": selection, "comparisons": comparisons}
+
+
+def select_on_validation(task, row: dict, conditions: list[TrainCondition]) -> dict:
+    """The condition, the synthetic condition and the classical baseline a user would pick by mean validation score."""
+
+    def best(names):
+        names = [n for n in names if n in row]
+        return max(names, key=lambda n: row[n]["val"][task.metrics[0]]["mean"]) if names else None
+
+    return {"any": best([c.name for c in conditions]), "synthetic": best([c.name for c in conditions if c.synthetic]),
+            "classical": best([c.name for c in conditions if c.classical])}
+
+
+def case_values(task, run: dict, split: str):
+    """(case ids, per-case values) of a run on a split, or None for runs that saved no per-case scores."""
+    cases = run["metrics"][split].get("cases")
+    return (cases["ids"], cases["values"]) if cases else None
+
+
+def compare(task, runs: list[dict], conditions: list[TrainCondition], selection: dict) -> dict:
+    """{split: {condition: {"vs_real": ..., "vs_classical": ...}}} from runs with per-case scores."""
+    baselines = {"vs_real": "real" if any(c.name == "real" for c in conditions) else "0%",
+                 "vs_classical": selection.get("classical")}
+    out = {}
+    for split in TESTS:
+        by = {}  # condition -> seed -> values
+        ids, labels = None, None
+        for r in runs:
+            if split not in r["metrics"] or not (cv := case_values(task, r, split)):
+                continue
+            ids = ids or cv[0]
+            if cv[0] != ids:  # pairing needs the same cases in the same order
+                print(f"WARNING: {r['condition']} seed {r['seed']} was measured on other {split} cases; "
+                      "left out of the paired comparisons", flush=True)
+                continue
+            by.setdefault(r["condition"], {})[r["seed"]] = cv[1]
+            labels = labels if labels is not None else r["metrics"][split]["cases"].get("labels")
+        if not by:
+            continue
+        for c in conditions:
+            for key, base in baselines.items():
+                if base and c.name != base and c.name in by and base in by:
+                    res = paired_bootstrap(by[c.name], by[base], task.paired_metric, labels)
+                    if res:
+                        out.setdefault(split, {}).setdefault(c.name, {})[key] = {"baseline": base, **res}
+    return out
+
+
+# ============================================================================= markdown
+def fmt(cell: dict | None, digits: int = 3) -> str:
+    """``mean ± std``; the mean alone for one seed; "–" for a cell whose runs are not done."""
+    if not cell:
+        return "–"
+    mean = f"{cell['mean']:.{digits}f}"
+    return f"{mean} ± {cell['std']:.{digits}f}" if cell["n_seeds"] > 1 else mean
+
+
+def fmt_diff(res: dict | None) -> str:
+    if not res:
+        return "–"
+    seeds = ", ".join(f"{v:+.3f}" for v in res["per_seed"].values())
+    return (f"{res['diff']:+.3f} [{res['ci'][0]:+.3f}, {res['ci'][1]:+.3f}] **{res['verdict']}** "
+            f"(seeds: {seeds})")
+
+
+def budget(s: dict) -> str:
+    if s.get("train_steps"):
+        return f"about {s['train_steps']} optimiser steps per run whatever the condition (epochs scaled to the data)"
+    if s.get("select") == "best-val":
+        stop = (f", early stop after {s['patience']} epochs without a better validation score"
+                if s.get("patience") else "")
+        return (f"{s['epochs']} epochs over the training set (each epoch one pass over the real part plus the added "
+                f"pairs){stop}; validation after every epoch, test scores of the best-validation checkpoint")
+    return f"{s['epochs']} epochs per run (more data, more steps)"
+
+
+def optimistic(meta: dict, cond: TrainCondition, split: str) -> bool:
+    """Internal-test scores of a synthetic condition whose generator saw the internal-test cases."""
+    gen = meta.get("generator")
+    return (split == "internal" and cond.synthetic and bool(gen) and meta["split_names"].get("test_withheld", False))
+
+
+def markdown(task, plan: dict, summary: dict, meta: dict) -> str:
+    names, conds, cells = meta["split_names"], plan["conditions"], summary["cells"]
+    splits = [s for s in ROLES if s in names]
+    tests = [s for s in splits if s != "val"]
+    lines = [f"# {task.title}: {meta['profile']} profile", ""]
+    for split in splits:
+        for k in task.metrics:
+            head = [c.name + (" †" if optimistic(meta, c, split) else "") for c in conds]
+            lines += [f"**{task.metric_labels[k]}, {ROLES[split]}**: {names[split]}; mean ± std over seeds", "",
+                      "| model | " + " | ".join(head) + " |", "|---" * (len(conds) + 1) + "|"]
+            lines += [f"| {m} | " + " | ".join(fmt(cells.get(m, {}).get(c.name, {}).get(split, {}).get(k))
+                                                for c in conds) + " |" for m in plan["models"]]
+            lines.append("")
+    if any(optimistic(meta, c, "internal") for c in conds):
+        lines += ["† Optimistic: the generator was trained on all BUSI train-split cases, including the ones carved "
+                  "out as the internal test while the BUSI test images are withheld. STU is the clean test.", ""]
+    lines += comparison_tables(task, plan, summary, meta, tests)
+    key = task.metrics[0]
+    lines += [f"**Picked on validation** (highest mean validation {task.metric_labels[key]}), with its test scores", "",
+              "| model | pick (any condition) | " + " | ".join(ROLES[s] for s in tests)
+              + " | pick (synthetic only) | " + " | ".join(ROLES[s] for s in tests) + " |",
+              "|---" * (3 + 2 * len(tests)) + "|"]
+    for m in plan["models"]:
+        row, cols = cells.get(m, {}), []
+        for which in ("any", "synthetic"):
+            pick = summary["selection"][m][which]
+            cols.append(pick or "–")
+            cols += [fmt(row.get(pick, {}).get(s, {}).get(key)) for s in tests]
+        lines.append(f"| {m} | " + " | ".join(cols) + " |")
+    lines += ["", "**Minutes per run** (train + evaluation), mean ± std over seeds", "",
+              "| model | " + " | ".join(c.name for c in conds) + " |", "|---" * (len(conds) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(fmt(cells.get(m, {}).get(c.name, {}).get("time", {}).get("minutes"), 1)
+                                       for c in conds) + " |" for m in plan["models"]]
+    if any("best_epoch" in cell for row in cells.values() for cell in row.values()):
+        lines += ["", f"**Best-validation epoch** (of {plan['settings']['epochs']}), mean ± std over seeds", "",
+                  "| model | " + " | ".join(c.name for c in conds) + " |", "|---" * (len(conds) + 1) + "|"]
+        lines += [f"| {m} | " + " | ".join(fmt(cells.get(m, {}).get(c.name, {}).get("best_epoch"), 1) for c in conds)
+                  + " |" for m in plan["models"]]
+    lines += ["", *notes(task, plan, meta)]
+    return "\n".join(lines)
+
+
+def comparison_tables(task, plan: dict, summary: dict, meta: dict, tests: list[str]) -> list[str]:
+    """Per model and test set: each condition minus `real` and minus the best classical condition."""
+    lines = []
+    label = task.metric_labels[task.metrics[0]]
+    for m in plan["models"]:
+        comp, pick = summary["comparisons"].get(m, {}), summary["selection"][m].get("classical")
+        for split in tests:
+            if split not in comp:
+                continue
+            lines += [f"**Paired differences, {m}, {label} on the {ROLES[split]}** ({meta['split_names'][split]}): "
+                      f"mean over seeds [paired bootstrap 95% CI over test cases, pooled over seeds] verdict "
+                      f"(per-seed differences). Best classical condition on validation: `{pick or '–'}`.", "",
+                      "| condition | vs `real` | vs best classical |", "|---|---|---|"]
+            for c in plan["conditions"]:
+                row = comp[split].get(c.name, {})
+                if row:
+                    name = c.name + (" †" if optimistic(meta, c, split) else "")
+                    lines.append(f"| {name} | {fmt_diff(row.get('vs_real'))} | {fmt_diff(row.get('vs_classical'))} |")
+            lines.append("")
+    if lines:
+        lines += [f"Verdict rule: {VERDICT_RULE}. Bootstrap: 2000 resamples of the test cases, the same cases for "
+                  "both conditions and all seeds, the difference averaged over the seeds both conditions have. The "
+                  "CI covers the sampling of test cases, not of training seeds: the per-seed differences show "
+                  "whether the sign holds on every seed.", ""]
+    return lines
+
+
+def notes(task, plan: dict, meta: dict) -> list[str]:
+    s, gen, names = plan["settings"], meta.get("generator"), meta["split_names"]
+    out = ["- Conditions: " + "; ".join(f"`{c.name}` {c.describe()}" for c in plan["conditions"]) + ".",
+           f"- Train: {meta['n_train']} real BUSI train cases; validation ({meta['n_val']}): {names['val']}; "
+           f"internal test ({meta['n_internal']}): {names['internal']}"
+           + (f"; external: {names['external']} ({meta['n_external']})" if "external" in names else "") + ".",
+           f"- {budget(s)}; {s['size']} px, batch {s['batch_size']}, AdamW lr {s['lr']} with cosine decay, "
+           f"bf16 {s['bf16']}; seeds {plan['seeds']} (initialisation, order, added subset); split fixed "
+           f"(seed {SPLIT_SEED}).",
+           f"- Runs done: {meta['runs_done']} of {meta['runs_planned']}; time per run {meta['seconds_per_run']}; "
+           f"training time of the runs shown {meta['run_seconds_total'] / 60:.1f} min; this invocation "
+           f"{meta['wall_seconds'] / 60:.1f} min (bank generation {meta['bank_seconds'] / 60:.1f} min)."]
+    return out + (generator_notes(gen, meta["bank"], names) if gen else [])
+
+
+def generator_notes(gen: dict, bank: dict | None, names: dict) -> list[str]:
+    """Which generator and bank, what it was trained on, and what that means for the internal test."""
+    out = [f"- Generator `{gen['ref']}` ({gen['generator']}, checkpoint {gen['checkpoint_hash']}, "
+           f"conditions {gen['conditions'] or 'none'})."]
+    if bank:
+        out.append(f"- Bank: {bank['pairs']} pairs sampled with {bank['scheduler']} x {bank['steps']} steps "
+                   "at the real class shares; each ratio and seed uses a fixed subset of it.")
+    out.append(f"- Training data per its model card: {gen['card_data'] or 'not stated (no model card)'}."
+               + (f" Its synthaug.json lists {gen['training_cases']} training case ids, all in the BUSI train split."
+                  if gen["busi_train_only"] else " **Not confirmed to be the BUSI train split only.**"))
+    if names.get("test_withheld"):
+        seen = ("This one was trained on all of them, so it has seen the internal-test cases"
+                if gen["training_cases"] == gen["busi_train_cases"] else "A generator trained on all of them has "
+                "seen the internal-test cases")
+        clean = " The external test is free of that." if "external" in names else ""
+        out.append(f"- The BUSI test images are withheld, so the internal test is carved from the "
+                   f"{gen['busi_train_cases']} train-split cases. {seen}, which can flatter the synthetic "
+                   f"conditions there.{clean}")
+    return out
+
+
+# ============================================================================= figures
+def curves_figure(task, runs: list[dict], plan: dict, out: Path) -> Path | None:
+    """Validation score and training loss per epoch of one seed (the lowest with curves), every condition."""
+    with_curves = [r for r in runs if r.get("curve")]
+    if not with_curves:
+        return None
+    seed = min(r["seed"] for r in with_curves)
+    key, models = task.metrics[0], plan["models"]
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.8 * len(models)), squeeze=False)
+    for row, m in zip(axes, models):
+        for c in plan["conditions"]:
+            r = next((r for r in with_curves if (r["model"], r["seed"], r["condition"]) == (m, seed, c.name)), None)
+            if not r:
+                continue
+            ep = [p["epoch"] for p in r["curve"]]
+            (line,) = row[0].plot(ep, [p["val"][key] for p in r["curve"]], label=c.name, linewidth=1.2)
+            row[0].plot([r["best_epoch"]], [r["curve"][r["best_epoch"] - 1]["val"][key]], "o", color=line.get_color())
+            row[1].plot(ep, [p["train_loss"] for p in r["curve"]], label=c.name, linewidth=1.2)
+        row[0].set(title=f"{m}, seed {seed}: validation {task.metric_labels[key]} (dot: checkpoint kept)",
+                   xlabel="epoch", ylabel=task.metric_labels[key])
+        row[1].set(title=f"{m}, seed {seed}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
+        for ax in row:
+            ax.grid(alpha=0.3)
+            if ax.has_data():
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def conditions_figure(task, summary: dict, plan: dict, panels: dict, out: Path) -> Path:
+    """Mean ± std over seeds of every condition on each test set, with the `real` mean as a dashed line."""
+    key = task.metrics[0]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    names = [c.name for c in plan["conditions"]]
+    for ax, (split, title) in zip(axes[0], panels.items()):
+        for i, m in enumerate(plan["models"]):
+            row = summary["cells"].get(m, {})
+            xs = [j for j, n in enumerate(names) if split in row.get(n, {})]
+            ax.errorbar([x + 0.1 * i for x in xs], [row[names[j]][split][key]["mean"] for j in xs],
+                        yerr=[row[names[j]][split][key]["std"] for j in xs], fmt="o", capsize=3, label=m)
+            if split in row.get("real", {}):
+                ax.axhline(row["real"][split][key]["mean"], linestyle="--", linewidth=1, color="grey")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+        ax.set(title=title, ylabel=task.metric_labels[key])
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    fig.suptitle(task.title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+# ============================================================================= results
+def write_report(task, args, plan: dict, split: dict, record, bank, shares: dict, runs: list[dict],
+                 t0: float) -> Path:
+    """results/<name>.json (every run, the summary, provenance), .md (the tables) and .png (figure)."""
+    summary = summarise(task, runs, plan["models"], plan["conditions"])
+    name = args.name or f"{task.name}_{Path(record['ref']).name if record else 'real'}_{args.profile}"
+    figure = args.results_dir / f"{name}.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    panels = {s: f"{ROLES[s]}: {split['names'][s]}" for s in TESTS if s in split["sets"]}
+    legacy = all(c.generator is None for c in plan["conditions"]) and plan["settings"].get("select") != "best-val"
+    if legacy:
+        ratio_curve(summary["cells"], plan["models"], [(c.name, c.ratio, c.augment) for c in plan["conditions"]
+                                                       if c.synthetic or c.ratio == 0],
+                    task.metrics[0], task.metric_labels[task.metrics[0]], panels, figure, title=task.title)
+    else:
+        conditions_figure(task, summary, plan, panels, figure)
+    curves = curves_figure(task, runs, plan, args.results_dir / f"{name}_curves.png")
+    per_run = [r["seconds"] for r in runs]
+    meta = {"profile": args.profile, "generator": record, "bank": bank.record if bank else None,
+            "split_names": split["names"], **{f"n_{k}": len(v) for k, v in split["sets"].items()},
+            "runs_done": len(runs), "runs_planned": len(plan["models"]) * len(plan["seeds"]) * len(plan["conditions"]),
+            "seconds_per_run": f"{np.mean(per_run):.0f} ± {np.std(per_run):.0f} s" if runs else "–",
+            "run_seconds_total": float(np.sum(per_run)), "bank_seconds": bank.seconds_generating if bank else 0.0,
+            "wall_seconds": time.time() - t0}
+    payload = {"task": task.name, **meta, "class_shares": {str(k): v for k, v in shares.items()},
+               "models": plan["models"], "conditions": [c.__dict__ for c in plan["conditions"]], "seeds": plan["seeds"],
+               "settings": plan["settings"], "summary": summary, "figure": figure.name,
+               "curves_figure": curves.name if curves else None, "runs": runs}
+    text = markdown(task, plan, summary, meta)
+    if curves:
+        text += f"\n\nValidation curves (seed {min(r['seed'] for r in runs if r.get('curve'))}): `{curves.name}`."
+    out = write_results(name, payload, text, out_dir=args.results_dir)
+    print(f"wrote {out} and {figure} in {meta['wall_seconds']:.0f} s", flush=True)
+    return out

@@ -1,0 +1,179 @@
+"""One training run, and the resumable matrix of runs.
+
+A run trains one model from scratch under one condition and seed. With the
+``converged`` protocol (settings ``select: best-val``) it measures the
+validation part after every epoch, keeps the weights of the best validation
+score (the first epoch reaching it) and reports every evaluation set with
+those weights: model selection never looks at a test set. The validation curve
+and the per-case test scores go into the run's JSON.
+
+Each (model, condition, seed) writes
+``--work/runs/<task>-<profile>-<settings hash>/<bank key or real>/<model>__<condition>__seed<k>.json``
+and is skipped when present, so a killed matrix resumes where it stopped.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from benchmarks.bench.banks import Bank, bank_subset
+from benchmarks.bench.conditions import COPY_PASTE, TrainCondition
+from benchmarks.bench.copypaste import copy_paste_records
+from integrations.smp_timm.augment import ordinary_augmentation
+from synthaug.data.datasets import PairDataset
+from synthaug.data.mix import SyntheticMix
+
+
+@dataclass(frozen=True)
+class Task:
+    """What differs between the segmentation and the classification benchmark.
+
+    ``metrics`` name the numbers ``evaluate`` returns; the first one selects
+    (the checkpoint, the ratio) on validation and is plotted. ``evaluate``
+    also returns ``"cases"``: per-case values for the paired bootstrap
+    (``paired_metric`` says how they make the metric: ``mean`` of per-case
+    DSC, or ``auc`` of per-case scores against their labels).
+    """
+
+    name: str
+    title: str
+    metrics: tuple[str, ...]
+    metric_labels: dict[str, str]
+    build: Callable[[str], torch.nn.Module]
+    train: Callable
+    evaluate: Callable[[torch.nn.Module, PairDataset, bool], dict]
+    profiles: dict[str, dict]
+    external: bool = False  # also measure on STU (it has masks, no tumour type)
+    needs_label: bool = False  # every training item must carry its tumour type
+    paired_metric: str = "mean"
+
+
+class BestCheckpoint:
+    """The weights of the best validation score so far (ties keep the earlier epoch)."""
+
+    def __init__(self):
+        self.score, self.epoch, self.state = -math.inf, None, None
+
+    def update(self, epoch: int, score: float, model: torch.nn.Module) -> bool:
+        if not (math.isfinite(score) and score > self.score):
+            return False
+        self.score, self.epoch = float(score), int(epoch)
+        self.state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return True
+
+    def restore(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+        return model
+
+
+def training_set(cond: TrainCondition, train: PairDataset, bank: Bank | None, shares: dict, seed: int):
+    """The real train part plus whatever the condition adds, all with the condition's augmentation."""
+    transform = ordinary_augmentation() if cond.augment else None
+    real = PairDataset(train.records, transform=transform)
+    if cond.ratio == 0:
+        return real
+    n = round(cond.ratio * len(real))
+    if cond.source == COPY_PASTE:
+        return PairDataset(list(train.records) + copy_paste_records(list(train.records), n, seed), transform=transform)
+    return SyntheticMix(real, bank_subset(bank, n, shares, seed), ratio=cond.ratio, seed=seed)
+
+
+def epochs_for(s: dict, n_items: int) -> int:
+    """The profile's epochs, or as many as make about ``train_steps`` optimiser steps on ``n_items``
+    (the earlier protocol: every condition the same compute)."""
+    if not s.get("train_steps"):
+        return s["epochs"]
+    batches = max(1, n_items // s["batch_size"])  # the loader drops the last partial batch
+    return max(1, round(s["train_steps"] / batches))
+
+
+def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: dict, bank, shares, s: dict) -> dict:
+    """Train one model from scratch under one condition and seed; measure it on every evaluation set
+    (``bank``: the bank of the condition's background)."""
+    t0 = time.time()
+    torch.manual_seed(seed)  # the model's initialisation
+    model = task.build(model_name)
+    train = training_set(cond, data["train"], bank, shares, seed)
+    epochs = epochs_for(s, len(train))
+    curve, best = [], BestCheckpoint()
+    key = task.metrics[0]
+
+    def validate(epoch: int, loss: float) -> bool:
+        m = task.evaluate(model, data["val"], s["bf16"])
+        improved = best.update(epoch + 1, m[key], model)
+        curve.append({"epoch": epoch + 1, "train_loss": loss, "val": {k: m[k] for k in task.metrics},
+                      "seconds": time.time() - t0})
+        print(f"    epoch {epoch + 1:3d}/{epochs}  loss {loss:.4f}  val {key} {m[key]:.4f}{'  *' if improved else ''}"
+              f"  {time.time() - t0:6.0f} s", flush=True)
+        patience = s.get("patience")
+        return bool(patience) and epoch + 1 - best.epoch >= patience
+
+    selecting = s.get("select") == "best-val"
+    task.train(model, train, epochs=epochs, batch_size=s["batch_size"], lr=s["lr"], seed=seed, bf16=s["bf16"],
+               on_epoch_end=validate if selecting else None)
+    t_train = time.time() - t0
+    if selecting:
+        best.restore(model).eval()
+    metrics = {split: task.evaluate(model, ds, s["bf16"]) for split, ds in data.items() if split != "train"}
+    out = {"task": task.name, "model": model_name, "condition": cond.name, "ratio": cond.ratio,
+           "ordinary_augmentation": cond.augment, "source": cond.source, "seed": seed, "n_real": len(data["train"]),
+           "n_synthetic": len(train) - len(data["train"]) if cond.synthetic else 0,
+           "n_added": len(train) - len(data["train"]), "epochs": epochs, "bank": bank.key if cond.synthetic else None,
+           "settings": s, "metrics": metrics, "train_seconds": t_train, "seconds": time.time() - t0}
+    if selecting:
+        out.update(curve=curve, best_epoch=best.epoch, epochs_run=len(curve))
+    return out
+
+
+def settings_key(s: dict) -> str:
+    return hashlib.sha1(json.dumps(s, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_path(work: Path, task: Task, profile: str, s: dict, bank_key: str | None, model: str, cond: TrainCondition,
+             seed: int) -> Path:
+    """Runs without synthetic data do not depend on the generator, so they live under ``real/`` and
+    are shared by every generator benchmarked with the same settings."""
+    folder = work / "runs" / f"{task.name}-{profile}-{settings_key(s)}" / (bank_key if cond.synthetic else "real")
+    return folder / f"{model}__{cond.file_stem()}__seed{seed}.json"
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_matrix(task: Task, plan: dict, data: dict, banks: dict[str, Bank], shares: dict, work: Path, profile: str,
+               report_only: bool) -> list[dict]:
+    """Every (model, seed, condition), models outermost, then seeds, then conditions in the order given
+    (so seed 0 of every condition is done before seed 1); done runs are read back, not redone.
+    ``banks`` holds the synthetic bank of each background ("synthetic", "real") the conditions use."""
+    runs, s = [], plan["settings"]
+    jobs = [(m, seed, c) for m in plan["models"] for seed in plan["seeds"] for c in plan["conditions"]]
+    for i, (model, seed, cond) in enumerate(jobs, 1):
+        bank = banks.get(cond.background)
+        path = run_path(work, task, profile, s, bank.key if bank else None, model, cond, seed)
+        if path.is_file():
+            runs.append(json.loads(path.read_text(encoding="utf-8")))
+            continue
+        if report_only:
+            continue
+        print(f"[{i}/{len(jobs)}] {time.strftime('%H:%M:%S')} {task.name} {model} {cond.name} seed {seed}", flush=True)
+        run = run_one(task, model, cond, seed, data, bank, shares, s)
+        write_json_atomic(path, run)
+        scores = {split: round(m[task.metrics[0]], 4) for split, m in run["metrics"].items()}
+        best = f" best epoch {run['best_epoch']}/{run['epochs_run']}" if "best_epoch" in run else ""
+        print(f"  {run['seconds']:.0f} s{best}  {task.metrics[0]} {scores}  -> {path}", flush=True)
+        runs.append(run)
+    return runs

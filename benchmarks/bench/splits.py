@@ -1,0 +1,70 @@
+"""The benchmark's data parts: train / validation / internal test from the BUSI split, STU as external test.
+
+While the BUSI test images are withheld, the internal test is a stratified 20%
+of the train split and a further 20% of the rest is the validation part (model
+and ratio selection); once ``BUSI/split.json``'s test images are present under
+``SYNTHAUG_DATA`` they become the internal test, with no change of command.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from benchmarks.common import busi_sets, stu_set
+from synthaug.data.datasets import PairDataset
+
+SPLIT_SEED = 0  # the benchmark split is fixed; run seeds vary training only
+
+
+def subset(ds: PairDataset, idx) -> PairDataset:
+    return PairDataset([ds.records[i] for i in idx])
+
+
+def stratified_split(ds: PairDataset, test_fraction: float, seed: int) -> tuple[PairDataset, PairDataset]:
+    a, b = train_test_split(np.arange(len(ds)), test_size=test_fraction, stratify=ds.labels, random_state=seed)
+    return subset(ds, a), subset(ds, b)
+
+
+def cap_cases(ds: PairDataset, n: int | None, seed: int = SPLIT_SEED) -> PairDataset:
+    """At most ``n`` cases, stratified by tumour type when known (the quick profile's few dozen)."""
+    if n is None or n >= len(ds):
+        return ds
+    labels = ds.labels
+    stratify = labels if min(labels) >= 0 else None
+    keep, _ = train_test_split(np.arange(len(ds)), train_size=n, stratify=stratify, random_state=seed)
+    return subset(ds, sorted(keep))
+
+
+def benchmark_splits(size: int, cases: int | None, external: bool) -> dict:
+    """{"sets": {"train", "val", "internal"(, "external")}, "names": what each one is}."""
+    sets = busi_sets(size=size, val_fraction=0.2, seed=SPLIT_SEED)
+    if sets["test"] is None:
+        train, val = stratified_split(sets["train"], 0.2, SPLIT_SEED)
+        internal = sets["val"]
+        val_name = "20% of the remaining BUSI train part (stratified), apart from the internal test"
+    else:
+        train, val, internal = sets["train"], sets["val"], sets["test"]
+        val_name = "20% of the BUSI train split (stratified)"
+    data = {"train": cap_cases(train, cases), "val": cap_cases(val, cases), "internal": cap_cases(internal, cases)}
+    names = {"val": val_name, "internal": sets["internal_test_name"], "test_withheld": sets["test"] is None}
+    if external:
+        data["external"] = cap_cases(stu_set(size), cases)
+        names["external"] = "STU-Hospital"
+    return {"sets": data, "names": names}
+
+
+def class_shares(train: PairDataset, conditional: bool) -> dict:
+    """Tumour-type shares of the real train part, the shares the synthetic bank is drawn at."""
+    if not conditional:
+        return {None: 1.0}
+    labels = np.array(train.labels)
+    return {"benign": float(np.mean(labels == 0)), "malignant": float(np.mean(labels == 1))}
+
+
+def class_counts(n: int, shares: dict) -> dict:
+    """``n`` split by ``shares`` with largest-remainder rounding, so the counts sum to ``n``."""
+    raw = {k: n * p for k, p in shares.items()}
+    counts = {k: int(np.floor(v)) for k, v in raw.items()}
+    for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
+        counts[k] += 1
+    return counts

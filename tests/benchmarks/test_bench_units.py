@@ -1,0 +1,228 @@
+"""Unit tests of the benchmark driver's parts (benchmarks/bench): condition names, copy-paste, the paired
+statistics, best-validation checkpoint selection, and the internal test switching to the BUSI test images
+when they are present. Tiny and CPU-only (a few seconds in all)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.bench.conditions import COPY_PASTE, REAL, SYNTHETIC, TrainCondition, parse_conditions  # noqa: E402
+from benchmarks.bench.copypaste import choose_offset, copy_paste_records, feather_alpha, paste, shift  # noqa: E402
+from benchmarks.bench.runs import BestCheckpoint, Task, run_one  # noqa: E402
+from benchmarks.bench.stats import GAIN, LOSS, NONE, paired_bootstrap, verdict  # noqa: E402
+from synthaug.data.datasets import PairDataset, Record  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- conditions
+@pytest.mark.parametrize("name, source, ratio, augment, generator, canonical", [
+    ("real", REAL, 0.0, False, None, "real"),
+    ("ordinary", REAL, 0.0, True, None, "ordinary"),
+    ("copy-paste 100%", COPY_PASTE, 1.0, False, None, "copy-paste 100%"),
+    ("copy-paste 50% + ordinary", COPY_PASTE, 0.5, True, None, "copy-paste 50% + ordinary"),
+    ("bus 25%", SYNTHETIC, 0.25, False, "bus", "bus 25%"),
+    ("  bus   100%+ordinary ", SYNTHETIC, 1.0, True, "bus", "bus 100% + ordinary"),
+    ("pig 12.5%", SYNTHETIC, 0.125, False, "pig", "pig 12.5%"),
+    ("bus-real 25%", SYNTHETIC, 0.25, False, "bus", "bus-real 25%"),
+    ("0%", REAL, 0.0, False, None, "0%"),  # earlier protocol
+    ("50%", SYNTHETIC, 0.5, True, None, "50%"),  # earlier protocol: synthetic with ordinary augmentation
+])
+def test_condition_names_parse_to_what_they_say(name, source, ratio, augment, generator, canonical):
+    c = TrainCondition.parse(name)
+    assert (c.source, c.ratio, c.augment, c.generator, c.name) == (source, ratio, augment, generator, canonical)
+    assert c.synthetic == (source == SYNTHETIC)
+    assert c.classical == (source == COPY_PASTE or (source == REAL and augment))
+
+
+def test_real_background_conditions_use_their_own_bank_of_train_part_backgrounds(monkeypatch, tmp_path):
+    from benchmarks.bench import banks
+
+    rb, full = TrainCondition.parse("bus-real 25%"), TrainCondition.parse("bus 25%")
+    assert (rb.background, full.background) == ("real", "synthetic") and rb.file_stem() != full.file_stem()
+    shares = {"benign": 0.5, "malignant": 0.5}
+    assert banks.bank_need(8, [rb, full], shares, "real") == {"benign": 1, "malignant": 1}
+    asked = []
+    monkeypatch.setattr(banks, "create_generator", lambda *a, **k: "gen")
+    monkeypatch.setattr(banks, "sample_to_folder",
+                        lambda gen, n, out, background_from=None, **k: asked.append(background_from) or out.mkdir(
+                            parents=True))
+    monkeypatch.setattr(banks.PairBank, "open", classmethod(lambda cls, folder: type("B", (), {"entries": []})()))
+    record = {"generator": "bus", "checkpoint_hash": "h", "info": {}, "path": "p"}
+    train = PairDataset([Record(np.zeros((8, 8), np.uint8), np.zeros((8, 8), bool), None, f"c{i}") for i in range(3)])
+    rbank = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4, backgrounds=train)
+    fbank = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4)
+    assert asked == [train, None]  # the real-background bank repaints the train part, and only it
+    assert rbank.key != fbank.key and "realbg" in rbank.key
+
+
+@pytest.mark.parametrize("bad", ["bus", "bus 0%", "25", "bus 25% + flip", "real + ordinary", "Bus 25%", ""])
+def test_unknown_condition_names_are_refused(bad):
+    with pytest.raises(SystemExit, match="unknown condition"):
+        TrainCondition.parse(bad)
+
+
+def test_condition_lists_parse_from_one_string_and_file_stems_are_distinct():
+    conds = parse_conditions("real,ordinary,bus 25%,bus 25% + ordinary,copy-paste 100%,0%,25%")
+    stems = [c.file_stem() for c in conds]
+    assert len(set(stems)) == len(stems) and all(" " not in s and "%" not in s for s in stems)
+    assert conds[5].file_stem() == "0pct"  # the earlier protocol's run files keep their names
+    with pytest.raises(SystemExit, match="duplicate"):
+        parse_conditions(["bus 25%", "bus  25%"])
+
+
+# ----------------------------------------------------------------------------- copy-paste
+def disk(shape, cy, cx, r) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_paste_mask_is_the_union_and_the_image_changes_only_within_the_feather():
+    rng = np.random.default_rng(0)
+    shape, feather = (64, 64), 5.0
+    t_img, d_img = rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 256, shape, dtype=np.uint8)
+    t_mask, d_mask = disk(shape, 16, 16, 6), disk(shape, 40, 44, 7)
+    offset = choose_offset(np.random.default_rng(1), t_mask, d_mask, feather)
+    assert offset is not None
+    image, mask, alpha = paste(t_img, t_mask, d_img, d_mask, offset, feather)
+    lesion = shift(d_mask, *offset, False)
+    assert np.array_equal(mask, t_mask | lesion)  # the union of the target's mask and the pasted lesion
+    assert not (lesion & t_mask).any()  # placed off the target's lesion
+    far = feather_alpha(lesion, feather) == 0
+    from scipy.ndimage import distance_transform_edt
+    assert np.array_equal(far, distance_transform_edt(~lesion) >= feather)  # the feathered region is that band
+    assert np.array_equal(image[far], t_img[far])  # unchanged outside it
+    assert np.array_equal(image[lesion], shift(d_img, *offset, 0)[lesion])  # the lesion keeps its own pixels
+    band = ~far & ~lesion
+    assert band.any() and ((alpha[band] > 0) & (alpha[band] < 1)).all()  # a real blend at the margin
+
+
+def test_copy_paste_records_are_distinct_composites_of_real_cases():
+    rng = np.random.default_rng(0)
+    records = [Record(rng.integers(0, 256, (48, 48), dtype=np.uint8), disk((48, 48), 12 + 8 * k, 20 + 5 * k, 5),
+                      "benign", f"c{k}") for k in range(4)]
+    out = copy_paste_records(records, 6, seed=3, feather=4)
+    assert len(out) == 6 and all(r.label is None and r.case_id.startswith("copypaste_") for r in out)
+    for r in out:
+        target = next(x for x in records if r.case_id.split("_", 1)[1].split("+")[0] == x.case_id)
+        assert (r.mask >= target.mask).all() and r.mask.sum() > target.mask.sum()  # target's lesion + one more
+    again = copy_paste_records(records, 6, seed=3, feather=4)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(out, again))  # fixed per seed
+
+
+# ----------------------------------------------------------------------------- statistics
+def test_verdict_rule():
+    assert verdict(0.01, 0.05) == GAIN and verdict(-0.05, -0.01) == LOSS
+    assert verdict(-0.01, 0.02) == NONE and verdict(0.0, 0.02) == NONE
+
+
+def test_paired_bootstrap_finds_a_known_gain_a_known_loss_and_nothing():
+    rng = np.random.default_rng(0)
+    base = {s: rng.uniform(0.5, 0.9, 100) for s in range(3)}
+    gain = {s: base[s] + 0.05 + rng.normal(0, 0.02, 100) for s in range(3)}
+    res = paired_bootstrap(gain, base)
+    assert res["verdict"] == GAIN and res["ci"][0] < 0.05 < res["ci"][1] and res["n_seeds"] == 3
+    assert abs(res["diff"] - 0.05) < 0.01 and len(res["per_seed"]) == 3
+    loss = {s: base[s] - 0.05 + rng.normal(0, 0.02, 100) for s in range(3)}
+    assert paired_bootstrap(loss, base)["verdict"] == LOSS
+    noise = {s: base[s] + rng.normal(0, 0.05, 100) for s in range(3)}
+    res = paired_bootstrap(noise, base)
+    assert res["verdict"] == NONE and res["ci"][0] < 0 < res["ci"][1]
+    assert paired_bootstrap({0: base[0]}, {1: base[1]}) == {}  # nothing paired, nothing claimed
+
+
+def test_paired_bootstrap_of_auc():
+    labels = np.array([0] * 30 + [1] * 20)
+    rng = np.random.default_rng(1)
+    perfect = {s: labels + rng.uniform(0, 0.5, 50) for s in range(2)}  # AUC 1
+    chance = {s: rng.uniform(0, 1, 50) for s in range(2)}  # AUC about 0.5
+    res = paired_bootstrap(perfect, chance, metric="auc", labels=labels)
+    assert res["verdict"] == GAIN and 0.3 < res["diff"] < 0.7 and res["ci"][1] <= 1.0
+
+
+# ----------------------------------------------------------------------------- best-validation checkpoint
+def test_best_checkpoint_keeps_the_first_best_epoch():
+    model, best = torch.nn.Linear(2, 1), BestCheckpoint()
+    weights = []
+    for epoch, score in enumerate([0.2, 0.6, 0.4, 0.6, float("nan")], 1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        weights.append(epoch)
+        best.update(epoch, score, model)
+    assert best.epoch == 2 and best.score == 0.6
+    assert torch.all(best.restore(model).weight == 2)
+
+
+def test_run_reports_the_best_validation_checkpoint_and_stops_on_patience():
+    """A whole run_one with a scripted validation score: test scores come from the best epoch's weights."""
+    from integrations.smp_timm._loop import fit
+
+    torch.manual_seed(0)
+    records = [Record(np.full((8, 8), 40 * k, np.uint8), disk((8, 8), 4, 4, 2), "benign", f"c{k}") for k in range(4)]
+    data = {"train": PairDataset(records), "val": PairDataset(records[:2]), "internal": PairDataset(records[2:])}
+    scripted = iter([0.1, 0.5, 0.3, 0.2, 0.4, 0.9])  # epoch 6 would be better, but patience 3 stops at epoch 5
+    fingerprints = []
+
+    def evaluate(model, ds, bf16):
+        fp = float(sum(p.detach().double().sum() for p in model.parameters()))
+        if ds is data["val"] and not getattr(evaluate, "done", False):  # during training
+            fingerprints.append(fp)
+            return {"m": next(scripted)}
+        return {"m": fp}
+
+    def train(model, ds, epochs, **kw):
+        out = fit(model, ds, lambda m, b: (m(b["image"]) - b["mask"]).pow(2).mean(), epochs, **kw)
+        evaluate.done = True
+        return out
+
+    task = Task("toy", "toy", ("m",), {"m": "M"}, lambda _: torch.nn.Conv2d(1, 1, 3, padding=1), train, evaluate, {})
+    s = {"epochs": 10, "batch_size": 2, "lr": 0.05, "bf16": False, "select": "best-val", "patience": 3}
+    run = run_one(task, "toy", TrainCondition.parse("real"), 0, data, None, {None: 1.0}, s)
+    assert run["best_epoch"] == 2 and run["epochs_run"] == 5 and len(run["curve"]) == 5
+    assert [p["val"]["m"] for p in run["curve"]] == [0.1, 0.5, 0.3, 0.2, 0.4]
+    assert len(set(fingerprints)) == 5  # the weights did change every epoch
+    assert run["metrics"]["internal"]["m"] == pytest.approx(fingerprints[1])  # epoch 2's weights, not the last
+
+
+# ----------------------------------------------------------------------------- internal test
+def fake_busi(root: Path, real: Path, train: list[str], test: list[str], with_test_images: bool) -> Path:
+    """A BUSI folder of symlinks to real images: ``test`` names are the fake split's test part."""
+    folder = root / "BUSI" / "Dataset_BUSI_with_GT"
+    for cls in ("benign", "malignant"):
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+    for name in train + (test if with_test_images else []):
+        cls, stem = name.split("/")
+        for p in (real / "Dataset_BUSI_with_GT" / cls).glob(f"{stem}*.png"):
+            if p.stem == stem or p.stem.startswith(stem + "_mask"):
+                (folder / cls / p.name).symlink_to(p)
+    (root / "BUSI" / "split.json").write_text(json.dumps({"train": train, "test": test}))
+    return root
+
+
+@pytest.mark.parametrize("with_test_images", [True, False])
+def test_busi_test_images_become_the_internal_test_when_present(busi_root, tmp_path, monkeypatch, with_test_images):
+    from benchmarks.bench.splits import benchmark_splits
+
+    names = json.loads((busi_root / "split.json").read_text())["train"]
+    benign = [n for n in names if n.startswith("benign/")]
+    malignant = [n for n in names if n.startswith("malignant/")]
+    train, test = benign[:20] + malignant[:10], benign[20:26] + malignant[10:14]
+    fake_busi(tmp_path, busi_root, train, test, with_test_images)
+    monkeypatch.setenv("SYNTHAUG_DATA", str(tmp_path))
+    split = benchmark_splits(size=32, cases=None, external=False)
+    sets, labels = split["sets"], split["names"]
+    if with_test_images:  # no change of command: the test images are the internal test
+        assert labels["internal"] == "BUSI test split" and not labels["test_withheld"]
+        assert len(sets["internal"]) == 10 and len(sets["train"]) + len(sets["val"]) == 30
+    else:
+        assert labels["internal"].startswith("BUSI validation part of train") and labels["test_withheld"]
+        assert len(sets["train"]) + len(sets["val"]) + len(sets["internal"]) == 30
+    ids = [{r.case_id for r in sets[k].records} for k in ("train", "val", "internal")]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
