@@ -7,21 +7,25 @@ Two diffusers ``UNet2DModel``s share one noise schedule:
 Sampling (Algorithm 2, sigma_t = 0) steps both chains with two copies of one
 diffusers scheduler, so DDIM and DPM-Solver++ are interchangeable.
 An optional class embedding (benign / malignant / null) lets pairs carry a label.
+Latent PIG adds the frozen ``vae``: the image chain then runs on its scaled latent
+(4 channels), the mask chain on the same grid, and sampling decodes the image and
+leaves the mask at the grid for ``to_pairs`` to upsample and threshold.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DiffusionPipeline, UNet2DModel
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from .base import GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, register_generator, to_uint8
+from .base import (GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, check_steps, load_pipeline,
+                   read_generator_info, register_generator, to_uint8)
+from ..io.images import read_json
 from .saving import save_pipeline
 from .schedulers import make_scheduler
 
@@ -45,9 +49,11 @@ def class_labels_for(model: UNet2DModel, labels: Sequence[str | None], device) -
 class PIGPipeline(DiffusionPipeline):
     """Joint sampler of (mask, image) pairs; saved and loaded as one diffusers folder."""
 
-    def __init__(self, model_x: UNet2DModel, model_y: UNet2DModel, scheduler):
+    _optional_components = ["vae"]  # pixel-space checkpoints have none
+
+    def __init__(self, model_x: UNet2DModel, model_y: UNet2DModel, scheduler, vae: AutoencoderKL | None = None):
         super().__init__()
-        self.register_modules(model_x=model_x, model_y=model_y, scheduler=scheduler)
+        self.register_modules(model_x=model_x, model_y=model_y, scheduler=scheduler, vae=vae)
 
     @torch.no_grad()
     def __call__(
@@ -60,7 +66,8 @@ class PIGPipeline(DiffusionPipeline):
         bf16: bool = True,
         progress: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (masks, images) in [-1, 1] at the model resolution, shape (B, 1, H, W)."""
+        """Returns (masks, images) in [-1, 1], shape (B, 1, H, W): both at the model resolution, or with a VAE
+        the masks at the latent grid and the images decoded to the VAE's resolution."""
         device = self.model_x.device
         res = self.model_x.config.sample_size
         shape = (batch_size, self.model_x.config.out_channels, res, res)
@@ -70,7 +77,10 @@ class PIGPipeline(DiffusionPipeline):
         labels = list(labels) if labels is not None else [None] * batch_size
         cls_x = class_labels_for(self.model_x, labels, device)
         cls_y = class_labels_for(self.model_y, labels, device)
-        sched_x, sched_y = make_scheduler(scheduler, self.scheduler.config), make_scheduler(scheduler, self.scheduler.config)
+        latent = self.vae is not None
+        # the schedule clips x0 to the data range [-1, 1]: right for pixels and masks, wrong for latents
+        config_y = {**self.scheduler.config, "clip_sample": False} if latent else self.scheduler.config
+        sched_x, sched_y = make_scheduler(scheduler, self.scheduler.config), make_scheduler(scheduler, config_y)
         sched_x.set_timesteps(num_inference_steps, device=device)
         sched_y.set_timesteps(num_inference_steps, device=device)
         alphas = sched_x.alphas_cumprod.to(device)
@@ -84,13 +94,21 @@ class PIGPipeline(DiffusionPipeline):
                 eps_y = self.model_y(torch.cat([x0_hat, y], 1), tt, class_labels=cls_y).sample.float()
             x = sched_x.step(eps_x, t, x).prev_sample
             y = sched_y.step(eps_y, t, y).prev_sample
+        if latent:
+            y = self.decode(y)
         return x.clamp(-1, 1), y.clamp(-1, 1)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled VAE latents -> grey images in [-1, 1] (fp32: the decoder is a small share of the cost)."""
+        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample.float()
+        return images.mean(1, keepdim=True) if images.shape[1] != 1 else images
 
 
 def to_pairs(masks: torch.Tensor, images: torch.Tensor, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Upsample model-resolution outputs to ``size``; the mask is thresholded after bilinear upsampling."""
     if masks.shape[-1] != size:
         masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
+    if images.shape[-1] != size:  # latent PIG decodes its images at the VAE's resolution already
         images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
     imgs = to_uint8(images)
     msks = (masks > 0).to(torch.uint8).cpu().numpy()[:, 0]
@@ -102,13 +120,14 @@ class PigGenerator(PairGenerator):
     """The registered "pig" generator: a PIGPipeline plus sampling defaults from synthaug.json."""
 
     required_files = (GENERATOR_INFO, "model_index.json", "model_x", "model_y", "scheduler")
+    default_steps = 256
 
     def __init__(self, pipe: PIGPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
                  bf16: bool = True):
         self.pipe = pipe
         self.info = info
         self.resolution = int(info.get("output_size", pipe.model_x.config.sample_size))
-        self.steps = int(steps or info.get("default_steps", 256))
+        self.steps = check_steps(steps) or int(info.get("default_steps", self.default_steps))
         self.scheduler = scheduler or info.get("default_scheduler", "ddim")
         self.bf16 = bf16
         self.conditions = frozenset({"label"}) if pipe.model_x.config.num_class_embeds else frozenset()  # as checkpoint_conditions
@@ -117,13 +136,12 @@ class PigGenerator(PairGenerator):
     def from_pretrained(cls, path, device: str = "cpu", steps: int | None = None, scheduler: str | None = None,
                         bf16: bool = True, **kwargs):
         path = Path(path)
-        pipe = PIGPipeline.from_pretrained(str(path), dtype=torch.float32).to(device)
-        info = json.loads((path / GENERATOR_INFO).read_text(encoding="utf-8"))
-        return cls(pipe, info, steps=steps, scheduler=scheduler, bf16=bf16)
+        pipe = load_pipeline(PIGPipeline, path, device)
+        return cls(pipe, read_generator_info(path), steps=steps, scheduler=scheduler, bf16=bf16)
 
     @classmethod
     def checkpoint_conditions(cls, path: Path) -> frozenset[str]:
-        config = json.loads((Path(path) / "model_x" / "config.json").read_text(encoding="utf-8"))
+        config = read_json(Path(path) / "model_x" / "config.json", f"checkpoint {path}: file model_x/config.json is missing")
         return frozenset({"label"}) if config.get("num_class_embeds") else frozenset()
 
     def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:

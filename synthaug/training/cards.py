@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..pipelines.base import GENERATOR_INFO
+from ..pipelines.base import GENERATOR_INFO, write_generator_info
 
 
 def record_training_data(folder: Path, data, dataset) -> dict:
@@ -18,7 +18,7 @@ def record_training_data(folder: Path, data, dataset) -> dict:
     info["training_data"] = {"source": str(data), "n_cases": len(ids),
                              "case_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
                              "case_ids": ids}
-    (folder / GENERATOR_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    write_generator_info(folder, info)  # keeps the file hashes current
     return info["training_data"]
 
 

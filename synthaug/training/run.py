@@ -1,0 +1,44 @@
+"""One recipe run, as ``synthaug train KIND`` does it: recipe -> objective + data -> loop -> card.
+
+``synthaug train`` and ``synthaug fit`` both call ``run_recipe``, so a part
+trained by ``fit`` is exactly what ``train`` would have made from the same
+recipe, data and step count.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from .cards import record_training_data, write_train_card
+from .data import training_dataset
+from .loop import train
+from .objectives import create_objective
+from .recipes import train_config
+
+
+def run_recipe(recipe: dict, data: str | Path, out: str | Path, *, steps: int | None = None,
+               batch_size: int | None = None, max_minutes: float | None = None, resume: bool = True,
+               init_from: str | Path | None = None, dataset=None, on_step: Callable[[int], None] | None = None,
+               progress: bool = True, train_overrides: dict | None = None) -> Path:
+    """Train ``recipe`` on the training cases of ``data`` into ``out``; returns ``out/final``.
+
+    ``dataset`` skips reading ``data`` again (``fit`` loads it once per size);
+    ``train_overrides`` replaces further ``TrainConfig`` fields (warmup, save_every, ...).
+    """
+    import torch
+    from accelerate import PartialState
+
+    cfg = train_config(recipe, steps=steps, batch_size=batch_size, max_minutes=max_minutes,
+                       **(train_overrides or {}))
+    objective = create_objective(recipe["objective"], recipe["model"])
+    if init_from:
+        objective.init_from(init_from)
+    if dataset is None:
+        dataset = training_dataset(data, size=recipe.get("data", {}).get("size", 128))
+    final = train(objective, dataset, cfg, out, resume=resume, on_step=on_step, progress=progress)
+    state = PartialState(cpu=not torch.cuda.is_available())  # as the loop's Accelerator: gloo without a GPU
+    if state.is_main_process:  # one writer; the others wait so they never read a half-written card
+        record_training_data(final, data, dataset)
+        write_train_card(final, recipe, data=data, n_cases=len(dataset))
+    state.wait_for_everyone()
+    return final
