@@ -26,7 +26,7 @@ from synthaug.expand import expand, revert, write_splits
 from synthaug.io import manifest as mf
 from synthaug.io.manifest import LOCK_NAME, MANIFEST_NAME, Folder
 from synthaug.io.nnunet_raw import RawDataset
-from test_expand import TESTS, make_raw, manifest, real_files, snapshot
+from test_expand import TESTS, gen, make_raw, manifest, raw, real_files, snapshot, twin  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -35,19 +35,6 @@ def _no_preprocessed(monkeypatch):
     monkeypatch.delenv("SYNTHAUG_LOCK_TIMEOUT", raising=False)
 
 
-@pytest.fixture
-def gen(tiny_generator_dir) -> str:
-    return str(tiny_generator_dir)
-
-
-@pytest.fixture
-def raw(tmp_path) -> Path:
-    return make_raw(tmp_path / "a")
-
-
-@pytest.fixture
-def twin(tmp_path) -> Path:
-    return make_raw(tmp_path / "b")
 
 
 def cli(args) -> "click.testing.Result":
@@ -94,7 +81,7 @@ def start(root: Path, args: list, go: Path, block: bool = False, timeout: float 
     script = _BLOCKED.format(tests=str(TESTS), go=str(go), block=block, args=[str(a) for a in args])
     env = {**os.environ, "SYNTHAUG_LOCK_TIMEOUT": str(timeout), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, text=True)
+                            env=env, text=True, encoding="utf-8", errors="replace")
 
 
 def wait_for_holder(lock: Path, proc: subprocess.Popen) -> None:
@@ -229,7 +216,8 @@ def test_manifest_listing_a_real_case_is_refused_under_python_O(raw, gen):
     before = snapshot(raw)
     env = {**os.environ, "PYTHONOPTIMIZE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", "from synthaug.cli import main; main()", "revert", str(raw)],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, encoding="utf-8", errors="replace", env=env,
+                          timeout=300)
     assert proc.returncode == 2, proc.stderr
     one_line_error(proc.stderr, "lists case_003 as synthetic")
     assert snapshot(raw) == before  # real and synthetic files all intact

@@ -55,26 +55,17 @@ def test_rewrite_keeps_the_existing_mode(tmp_path, umask022):
         assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_expand_and_revert_keep_dataset_json_and_give_new_files_0644(tmp_path, tiny_generator_dir, umask022):
+@pytest.mark.parametrize("dj_mode", [0o644, 0o664])  # 0664: a dataset shared by a group stays group-writable
+def test_expand_and_revert_keep_dataset_json_mode_and_give_new_files_0644(tmp_path, tiny_generator_dir, umask022,
+                                                                          dj_mode):
     raw = make_raw(tmp_path)
     dj = raw / "dataset.json"
-    dj.chmod(0o644)
+    dj.chmod(dj_mode)
     expand(raw, 1.0, generator=str(tiny_generator_dir))
-    assert mode(dj) == 0o644
+    assert mode(dj) == dj_mode
     synthetic = sorted(raw.glob("*Tr/synth_*.png"))
     assert len(synthetic) == 12  # 6 images + 6 labels
     assert {p.name: mode(p) for p in synthetic} == {p.name: 0o644 for p in synthetic}
     assert mode(raw / MANIFEST_NAME) == 0o644
     revert(raw)
-    assert mode(dj) == 0o644 and not list(raw.glob("*Tr/synth_*"))
-
-
-def test_group_writable_dataset_json_stays_group_writable(tmp_path, tiny_generator_dir, umask022):
-    """A dataset shared by a group (0664) must not fall back to the umask default on rewrite."""
-    raw = make_raw(tmp_path)
-    dj = raw / "dataset.json"
-    dj.chmod(0o664)
-    expand(raw, 0.5, generator=str(tiny_generator_dir))
-    assert mode(dj) == 0o664
-    revert(raw)
-    assert mode(dj) == 0o664
+    assert mode(dj) == dj_mode and not list(raw.glob("*Tr/synth_*"))

@@ -144,7 +144,8 @@ def test_fit_under_accelerate_two_cpu_processes(tmp_path):
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "synthaug.cli", "fit", str(raw), "--generator", "bus", "--profile", "tiny",
            "--out", str(tmp_path / "fit"), "--set", "train.steps=3", "--set", "train.batch_size=4"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=900,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().splitlines() == [str(tmp_path / "fit" / "checkpoint")]  # one line, from rank 0
     state = next((tmp_path / "fit" / "ldm" / "states").iterdir())

@@ -80,7 +80,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_every_module_imports_in_a_fresh_interpreter():
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
-    res = subprocess.run([sys.executable, "-c", code, *_modules()], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-c", code, *_modules()], capture_output=True, text=True, encoding="utf-8",
+                         errors="replace", timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
 
 

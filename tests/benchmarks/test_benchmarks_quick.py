@@ -49,7 +49,7 @@ def work(tmp_path_factory) -> Path:
 def run_script(script: str, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
 
 
 def quick(script: str, generator: Path, work: Path, results: Path) -> subprocess.CompletedProcess:
