@@ -90,7 +90,7 @@ def test_convert_help_lists_every_command_uncut():
     assert res.exit_code == 0, res.output
     listing = res.output[res.output.index("Commands:"):]
     entries = re.findall(r"^  (\w+)\s+(.*(?:\n {4,}.*)*)", listing, flags=re.M)
-    assert [name for name, _ in entries] == ["busi", "stu", "volumes"]
+    assert [name for name, _ in entries] == ["busi", "folder", "stu", "volumes"]
     for name, text in entries:
         text = " ".join(text.split())
         assert not text.endswith("...") and text.endswith("."), (name, text)
