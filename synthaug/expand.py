@@ -28,6 +28,7 @@ comes from ``manifest.folder_lock``: one process changes a folder at a time
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 from contextlib import contextmanager
@@ -243,8 +244,12 @@ def _generate(folder: Folder, gen, sampler: ConditionSampler, fields, m: dict, p
     ``batch_size`` indices (rounded down to whole blocks from MICRO_BATCH up), so no block is computed
     twice; a batch size below MICRO_BATCH recomputes a block per step (MICRO_BATCH / batch_size times)."""
 
+    @functools.lru_cache(maxsize=None)
+    def drawn(k: int):  # (condition, size) of case k, drawn once for the manifest and the generator
+        return sampler.draw(pair_seeds(seed, 1, start=k)[0])
+
     def condition_of(k: int):
-        return restrict(sampler.draw(pair_seeds(seed, 1, start=k)[0])[0], fields)
+        return restrict(drawn(k)[0], fields)
 
     window = batch_size if batch_size < MICRO_BATCH else batch_size // MICRO_BATCH * MICRO_BATCH
     steps: dict[int, list[int]] = {}
@@ -254,10 +259,8 @@ def _generate(folder: Folder, gen, sampler: ConditionSampler, fields, m: dict, p
         for ks in steps.values():
             batch = {}
             for k in ks:
-                s = pair_seeds(seed, 1, start=k)[0]
-                cond, size = sampler.draw(s)
-                batch[folder.name(k)] = {"index": k, "seed": s, "conditions": restrict(cond, fields).to_dict(),
-                                         "size": list(size)}
+                batch[folder.name(k)] = {"index": k, "seed": pair_seeds(seed, 1, start=k)[0],
+                                         "conditions": condition_of(k).to_dict(), "size": list(drawn(k)[1])}
             m["pending"].update(batch)
             _save(path, m)
             pairs = sample_cases(gen, seed, ks, condition_of)

@@ -16,6 +16,7 @@ keep the state of the epoch they were started in.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -220,16 +221,19 @@ class SyntheticMix(Dataset):
                                 "call set_epoch in the main process before iterating")
         indices = range(refresh * self.cache_size, (refresh + 1) * self.cache_size)
         seeds = pair_seeds(self.seed, self.cache_size, start=indices[0])
-        drawn = [self._sampler.draw(s) for s in seeds]  # what `synthaug expand` would ask with these seeds
-        conditions = [restrict(c, self._generator.conditions) for c, _ in drawn]
+
+        @functools.lru_cache(maxsize=None)
+        def drawn(k: int):  # what `synthaug expand` would ask for case k: (condition, size), drawn once
+            return self._sampler.draw(pair_seeds(self.seed, 1, start=k)[0])
 
         def condition_of(k: int):
-            return restrict(self._sampler.draw(pair_seeds(self.seed, 1, start=k)[0])[0], self._generator.conditions)
+            return restrict(drawn(k)[0], self._generator.conditions)
 
         # the same fixed network blocks as expand: byte-identical to the cases an expansion adds
         pairs = sample_cases(self._generator, self.seed, indices, condition_of)
         cache = []
-        for pair, s, c, (_, real_size) in zip(pairs, seeds, conditions, drawn):
+        for pair, s, k in zip(pairs, seeds, indices):
+            c, real_size = condition_of(k), drawn(k)[1]
             # resized once here, not at every access; a real background keeps its own size
             size = self.size or (pair.image.shape if "background" in pair.meta else real_size)
             meta = {"label": c.label or pair.meta.get("label"), "case_id": f"synth_seed{s}",

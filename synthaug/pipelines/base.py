@@ -43,7 +43,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import SynthaugError
-from ..io.images import read_json
+from ..io.images import read_json, sha256_file as file_sha256
 from ..paths import checkpoints_root
 
 LABELS = ("benign", "malignant")
@@ -361,14 +361,6 @@ def read_generator_info(path: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- integrity
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def checkpoint_files(path: Path) -> list[Path]:
     """Files a loader may read: everything but the card, synthaug.json itself and hidden files."""
     path = Path(path)
