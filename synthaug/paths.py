@@ -23,3 +23,14 @@ def checkpoints_root() -> Path:
 
 def recipes_root() -> Path:
     return REPO_ROOT / "recipes"
+
+
+def cache_root() -> Path:
+    """Derived files synthaug can always rebuild (quality judges, exported engine models):
+    ``$SYNTHAUG_CACHE``, default ``$XDG_CACHE_HOME/synthaug`` or ``~/.cache/synthaug``. Kept outside
+    user folders so ``revert`` stays exact and a checkpoint folder's hash never changes."""
+    env = os.environ.get("SYNTHAUG_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "synthaug"
