@@ -91,7 +91,9 @@ def parse_options(text: str) -> dict:
 
 def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, real_feats, real_areas,
                      options: dict | None = None):
-    gen = create_generator(gen_path, **{"scheduler": scheduler, "steps": steps, **(options or {})})
+    options = dict(options or {})
+    seed = int(options.pop("seed", seed))  # a variant may draw other seeds (the seed spread of a metric)
+    gen = create_generator(gen_path, **{"scheduler": scheduler, "steps": steps, **options})
     pairs, seconds = generate(gen, n, seed, batch_size)
     images, masks = [p.image for p in pairs], [p.mask.astype(bool) for p in pairs]
     labels = [p.meta.get("label") for p in pairs]
@@ -99,7 +101,7 @@ def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, 
     dices = dice_per_case(seg, ds)
     feats = image_features(images)
     res = {
-        "scheduler": scheduler, "steps": steps, "n": n,
+        "scheduler": scheduler, "steps": steps, "n": n, "seed": seed, "engine": gen.engine,
         "seconds": seconds, "pairs_per_second": n / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "nonempty_binary_share": float(np.mean([m.any() for m in masks])),

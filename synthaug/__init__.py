@@ -6,11 +6,16 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """Model classes diffusers resolves by name from a checkpoint's model_index.json ("synthaug", "SCMGGenerator")."""
+    """Model classes diffusers resolves by name from a checkpoint's model_index.json ("synthaug", "SCMGGenerator"),
+    and ``SyntheticMix``, imported on first use."""
     if name == "SCMGGenerator":
         from .models.scmg import SCMGGenerator
 
         return SCMGGenerator
+    if name == "SyntheticMix":  # lazy: importing synthaug stays light (no training or smp imports)
+        from .mix import SyntheticMix
+
+        return SyntheticMix
     raise AttributeError(name)
 
 __all__ = [
@@ -18,6 +23,7 @@ __all__ = [
     "Pair",
     "PairGenerator",
     "SynthaugError",
+    "SyntheticMix",
     "create_generator",
     "list_generators",
     "register_generator",

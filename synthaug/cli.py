@@ -51,10 +51,31 @@ def _device(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
+GENERATING = ("sample", "expand", "demo", "masks")
+ENGINE_HELP = ("What runs the denoising loop and VAE decode: openvino (CPU, bf16; needs synthaug[openvino]), "
+               "torch, or auto (openvino on CPU when installed). Recorded with the pairs.")
+THREADS_HELP = "CPU threads (default: the cores idle at start, at least 1). Printed and recorded."
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="synthaug")
-def main():
+@click.pass_context
+def main(ctx):
     """Paired synthetic augmentation (image + lesion mask) for segmentation trainers."""
+    if ctx.invoked_subcommand in GENERATING:  # before torch loads: OpenMP reads it once
+        from .threads import prepare_openmp
+
+        prepare_openmp()
+
+
+def _threads(threads: int | None) -> int:
+    """The thread count a generating command uses, said on stderr before the work starts."""
+    from .threads import default_threads, usable_cores
+
+    n = threads or default_threads()
+    how = "--threads" if threads else "default: cores idle at start"
+    click.echo(f"synthaug: {n} thread(s) of {usable_cores()} cores ({how})", err=True)
+    return n
 
 
 # ----------------------------------------------------------------------------- convert
@@ -148,6 +169,19 @@ def convert_volumes_cmd(src, dst_raw, dataset_id, name, pairs, axis, negative_fr
 
 
 # ----------------------------------------------------------------------------- expand / revert / splits
+def _gate_options(f):
+    """--gate-dice, --gate-tries and --judge (synthaug.gate), shared by the generating commands."""
+    f = click.option("--judge", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                     help="A trained judge folder (synthaug train judge ... /final) instead of the dataset's "
+                          "cached one.")(f)
+    f = click.option("--gate-tries", type=click.IntRange(min=1), default=20, show_default=True,
+                     help="Draws per pair before the gate counts as unreachable (an error; nothing is written "
+                          "when the first step cannot pass).")(f)
+    return click.option("--gate-dice", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                        help="Quality gate: keep a pair only if a segmenter trained on the real training cases "
+                             "(once per dataset, cached) finds its mask with Dice >= T; others are redrawn.")(f)
+
+
 @main.command()
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
 @click.option("--ratio", type=float, required=True, help="Synthetic cases per real training case (0 < r <= 10).")
@@ -163,13 +197,21 @@ def convert_volumes_cmd(src, dst_raw, dataset_id, name, pairs, axis, negative_fr
 @click.option("--background", type=click.Choice(["synthetic", "real"]), default="synthetic", show_default=True,
               help="real: keep the tissue of RAW_DATASET's own training cases and repaint only a new lesion "
                    "(bus); each such case then trains only in folds that train on its background case.")
+@click.option("--engine", type=click.Choice(["auto", "torch", "openvino"]), default=None,
+              help=ENGINE_HELP + " Default: the folder's recorded engine, else auto.")
+@click.option("--allow-engine-change", is_flag=True, help="Continue a folder expanded with another engine (mixes them).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
+@_gate_options
 @_friendly
-def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background):
+def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background, engine,
+           allow_engine_change, threads, gate_dice, gate_tries, judge):
     """Add round(RATIO x real cases) synthetic cases to RAW_DATASET's imagesTr/labelsTr."""
     from .expand import expand as run
 
     report = run(raw_dataset, ratio=ratio, generator=generator, seed=seed, batch_size=batch_size,
-                 device=device, steps=steps, shard=_parse_shard(shard), dry_run=dry_run, background=background)
+                 device=device, steps=steps, shard=_parse_shard(shard), dry_run=dry_run, background=background,
+                 engine=engine, threads=None if dry_run else _threads(threads),
+                 allow_engine_change=allow_engine_change, gate_dice=gate_dice, judge=judge, gate_tries=gate_tries)
     click.echo(json.dumps(report, indent=2))
 
 
@@ -279,14 +321,23 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments):
 @click.option("--background-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="nnU-Net raw folder whose real cases serve as backgrounds: the bus generator repaints a new "
                    "lesion into a real image (real-background mode).")
+@click.option("--engine", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
+              help=ENGINE_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
+@_gate_options
+@click.option("--gate-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Real training cases the gate's judge learns from (nnU-Net raw folder or BUSI release); "
+                   "default: --background-from.")
 @_friendly
-def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device, background_from):
+def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device, background_from, engine,
+           threads, gate_dice, gate_tries, judge, gate_data):
     """Write N generated pairs (images/, masks/, pairs.json) and a preview grid PNG."""
     from .sampling import sample_to_folder
 
     folder = sample_to_folder(generator, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box), steps=steps,
                               scheduler=scheduler, batch_size=batch_size, device=device,
-                              background_from=background_from)
+                              background_from=background_from, engine=engine, threads=_threads(threads),
+                              gate_dice=gate_dice, gate_data=gate_data, judge=judge, gate_tries=gate_tries)
     click.echo(str(folder))
 
 
@@ -312,15 +363,16 @@ def _parse_box(box: str | None):
               help="Tumour type (default: drawn at the training shares).")
 @click.option("--box", default=None, help="Bounding box x0,y0,x1,y1 in [0,1] (default: drawn from the training boxes).")
 @click.option("--device", default="cpu", show_default=True, callback=_device, help=DEVICE_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @_friendly
-def masks(checkpoint, n, out, seed, tumour_type, box, device):
+def masks(checkpoint, n, out, seed, tumour_type, box, device, threads):
     """Write N SCMG lesion masks for a type and box (masks/, masks.json, preview.png)."""
     from .paths import checkpoints_root
     from .sampling import masks_to_folder
 
     checkpoint = checkpoint or checkpoints_root() / "scmg-busi-128"
     click.echo(str(masks_to_folder(checkpoint, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box),
-                                   device=device)))
+                                   device=device, threads=_threads(threads))))
 
 
 @main.command("assemble-bus")
@@ -352,13 +404,17 @@ def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, con
 @click.option("--scheduler", type=click.Choice(["ddim", "dpm++", "unipc"]), default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, callback=_device, help=DEVICE_HELP)
+@click.option("--engine", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
+              help=ENGINE_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @_friendly
-def demo(out, generator, n, ratio, steps, scheduler, seed, device):
+def demo(out, generator, n, ratio, steps, scheduler, seed, device, engine, threads):
     """Main job on the shipped checkpoint: generated cases -> nnU-Net raw folder -> expand -> preview.png."""
     from .demo import run_demo
 
     click.echo(json.dumps(run_demo(out, generator=generator, n=n, ratio=ratio, seed=seed, steps=steps,
-                                   scheduler=scheduler, device=device), indent=2))
+                                   scheduler=scheduler, device=device, engine=engine, threads=_threads(threads)),
+                          indent=2))
 
 
 if __name__ == "__main__":

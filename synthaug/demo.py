@@ -16,15 +16,17 @@ from .io.public_sets import write_raw_dataset
 from .paths import DEFAULT_GENERATOR
 from .pipelines.base import LABELS, Condition, create_generator
 from .preview import save_grid
+from .threads import use_threads
 
 DEMO_ID, DEMO_NAME = 999, "SynthaugDemo"
 
 
 def run_demo(out: str | Path, generator: str = DEFAULT_GENERATOR, n: int = 16, ratio: float = 0.25, seed: int = 0,
-             steps: int | None = None, scheduler: str | None = None, device: str = "cpu") -> dict:
+             steps: int | None = None, scheduler: str | None = None, device: str = "cpu", engine: str = "auto",
+             threads: int | None = None) -> dict:
     out = Path(out)
     kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
-    gen = create_generator(generator, device=device, **kwargs)
+    gen = create_generator(generator, device=device, engine=engine, threads=use_threads(threads), **kwargs)
     labels = [LABELS[i % 2] for i in range(n)]
     conds = [Condition(label=l if "label" in gen.conditions else None) for l in labels]
     pairs = gen.sample(n, seed=seed, conditions=conds, progress=True)
@@ -33,7 +35,7 @@ def run_demo(out: str | Path, generator: str = DEFAULT_GENERATOR, n: int = 16, r
              for i, (p, l) in enumerate(zip(pairs, labels))]
     raw = write_raw_dataset(cases, out, DEMO_ID, DEMO_NAME, source=f"synthaug demo ({gen.name} checkpoint)")
     report = expand(raw, ratio=ratio, generator=str(gen.checkpoint_path), seed=seed + 1, device=device,
-                    steps=steps)
+                    steps=steps, engine=engine, threads=threads)
     ds = RawDataset.open(raw)
     synthetic = {c for c in ds.case_ids() if not c.startswith("DEMO_")}  # every base case is DEMO_NNNN
     # every case, synthetic first: the preview is the demo's whole result, so none may be left out

@@ -44,8 +44,11 @@ from .io.images import resize_image, resize_mask, sha256_file, write_png
 from .io.manifest import MANIFEST_NAME, Folder, name_index
 from .io.nnunet_raw import DATASET_JSON
 from .paths import DEFAULT_GENERATOR
+from .gate import DEFAULT_TRIES, GateUnreachable, cached_judge, check_gate, judge_for, with_gate
 from .pipelines.base import (MICRO_BATCH, case_block, check_device, check_steps, checkpoint_hash, create_generator,
                              pair_seeds, resolve_checkpoint, sample_cases)
+from .pipelines.engines import check_engine, openvino_version, resolve_engine
+from .threads import use_threads
 
 BACKGROUNDS = ("synthetic", "real")
 SPLITS_NAME = "splits_final.json"
@@ -59,23 +62,49 @@ class GeneratorRef:
     and only needed when a case must actually be generated)."""
 
     path: Path
-    identity: dict  # name, checkpoint_hash, steps, micro_batch: what decides the generated pixels
+    identity: dict  # name, checkpoint_hash, steps, micro_batch, engine: what decides the generated pixels
     fields: frozenset  # Condition fields the generator uses
+    engines: tuple = ("torch",)  # engines the generator supports
 
     @classmethod
-    def resolve(cls, spec: str | Path, steps: int | None) -> "GeneratorRef":
+    def resolve(cls, spec: str | Path, steps: int | None, engine: str | None = None,
+                device: str = "cpu") -> "GeneratorRef":
         """``steps`` None means the checkpoint's default, recorded as that number: a run with
-        ``--steps 20`` and one without agree when 20 is the default."""
+        ``--steps 20`` and one without agree when 20 is the default. ``engine`` is recorded as
+        resolved (``torch`` or ``openvino-<version>``): the two round differently."""
         steps = check_steps(steps)
         gen_cls, path = resolve_checkpoint(spec)
         effective = steps if steps is not None else gen_cls.checkpoint_default_steps(path)
         identity = {"name": gen_cls.name, "checkpoint_hash": checkpoint_hash(path), "steps": effective,
-                    "micro_batch": MICRO_BATCH}
-        return cls(path, identity, gen_cls.checkpoint_conditions(path))
+                    "micro_batch": MICRO_BATCH, "engine": resolve_engine(engine, device, gen_cls.engines)}
+        return cls(path, identity, gen_cls.checkpoint_conditions(path), gen_cls.engines)
 
-    def load(self, device: str):
+    def load(self, device: str, threads: int | None = None):
         steps = self.identity["steps"]
-        return create_generator(self.path, device=device, **({"steps": steps} if steps is not None else {}))
+        return create_generator(self.path, device=device, engine=self.identity["engine"].split("-")[0],
+                                threads=threads, **({"steps": steps} if steps is not None else {}))
+
+
+def _check_engine(folder: Folder, ref: GeneratorRef, asked: str | None, allow_change: bool) -> str | None:
+    """Keep one engine per folder (their bf16 kernels round differently). Without an explicit engine a
+    folder continues with the one it was expanded with (manifests before engines were recorded: torch);
+    another engine is refused unless ``allow_change``. Returns the engine replaced, if any."""
+    recorded = {m["generator"].get("engine", "torch") for _, m in folder.manifests()}
+    now = ref.identity["engine"]
+    if not recorded or recorded == {now}:
+        return None
+    if check_engine(asked) == "auto" and len(recorded) == 1:
+        (was,) = recorded
+        if was == "torch" or (was.split("-")[0] in ref.engines and was == f"openvino-{openvino_version()}"):
+            ref.identity["engine"] = was
+            return None
+    was = ", ".join(sorted(recorded))
+    if not allow_change:
+        raise SynthaugError(f"{folder.root} was expanded with engine {was} and this call would use {now}; their "
+                            "pixels differ by a few grey levels, so one folder would mix them. Pass --engine "
+                            f"{sorted(recorded)[0].split('-')[0]} to continue, --allow-engine-change to mix them, "
+                            f"or `synthaug revert {folder.root}` first")
+    return was
 
 
 def _check_writable(paths) -> None:
@@ -141,7 +170,9 @@ def _plan(folder: Folder, targets: list[int], shard: tuple[int, int] | None) -> 
 
 def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0, batch_size: int = 16, device: str = "cpu",
            steps: int | None = None, shard: tuple[int, int] | None = None, dry_run: bool = False,
-           background: str = "synthetic") -> dict:
+           background: str = "synthetic", engine: str | None = None, threads: int | None = None,
+           allow_engine_change: bool = False, gate_dice: float | None = None, judge=None,
+           gate_tries: int = DEFAULT_TRIES) -> dict:
     """Bring ``raw_dataset`` to ``round(ratio x real)`` synthetic cases; returns a report dict.
 
     With ``shard=(i, n)`` only the cases of blocks g (MICRO_BATCH consecutive
@@ -151,23 +182,37 @@ def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0
     repaints a new lesion into the folder's own real training cases (the bus
     generator's real-background mode); each case records its background case.
     Another synthaug process on the same folder is waited for (see ``folder_lock``).
+    ``engine`` (None: the folder's own, else "auto") is part of the manifest's generator identity: a folder
+    keeps one engine unless ``allow_engine_change``. ``threads`` (None: torch's setting; the command passes
+    ``threads.default_threads()``) is recorded per case.
+    ``gate_dice=T`` keeps only cases a judge segmenter trained on the folder's real cases scores at Dice >= T
+    (``synthaug.gate``; ``judge`` a trained judge folder instead of the cached one); a gate no pair of the
+    first step can pass within ``gate_tries`` draws fails before anything is written.
     """
     _check_args(ratio, seed, batch_size, shard, device=device, steps=steps)
+    check_engine(engine)
+    if gate_dice is not None:
+        check_gate(gate_dice, gate_tries)
     if background not in BACKGROUNDS:
         raise SynthaugError(f"background must be one of {', '.join(BACKGROUNDS)}, not {background!r}")
     with mf.folder_lock(raw_dataset, "expand", shard, read_only=dry_run), _write_errors(raw_dataset, "expand"):
-        return _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background)
+        return _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background,
+                       engine=engine, threads=threads, allow_engine_change=allow_engine_change,
+                       gate=(gate_dice, judge, gate_tries) if gate_dice is not None else None)
 
 
-def _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background) -> dict:
+def _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background,
+            engine=None, threads=None, allow_engine_change=False, gate=None) -> dict:
     folder = Folder.load(raw_dataset)
-    ref = GeneratorRef.resolve(generator, steps)
+    ref = GeneratorRef.resolve(generator, steps, engine, device)
+    replaced = _check_engine(folder, ref, engine, allow_engine_change)
     if background == "real":  # other pixels: another expansion (synthetic-background manifests keep their identity)
         ref.identity["background"] = "real"
         ref.fields = frozenset({"label"})  # the box follows the background's own lesion
+    judge_path = _gate_identity(folder, ref, gate, dry_run) if gate else None
     identity = {"generator": ref.identity, "seed": int(seed), "prefix": folder.prefix, "real_cases": folder.real}
-    for path, m in folder.manifests():
-        mf.check_identity(m, identity, path)
+    for path, m in folder.manifests():  # engines were compared above (older manifests do not record one)
+        mf.check_identity({**m, "generator": {**m["generator"], "engine": ref.identity["engine"]}}, identity, path)
     n_target = int(round(ratio * len(folder.real)))
     if n_target == 0:  # exit 0 with nothing added would read as success
         raise SynthaugError(f"ratio {ratio:g} of {len(folder.real)} real cases rounds to no synthetic case; use "
@@ -188,24 +233,35 @@ def _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shar
                     + ([folder.root / DATASET_JSON] if shard is None else [])  # an immutable one fails last else
                     + ([splits_dir] if splits_path else []))
     if plan.todo:  # whatever can fail on bad metadata or a broken checkpoint fails before the first write
-        sampler, gen = ConditionSampler.from_raw(folder.raw, folder.real), ref.load(device)
+        threads = use_threads(threads)
+        sampler, gen = ConditionSampler.from_raw(folder.raw, folder.real), ref.load(device, threads)
         if background == "real":
             from .data.datasets import PairDataset
             from .data.mix import with_background
 
             gen = with_background(gen, "real", PairDataset.from_raw(folder.root, cases=folder.real))
+        if gate:
+            gen = with_gate(gen, gate[0], judge=judge_path, tries=gate[2])
+    first = _pilot(gen, sampler, ref.fields, plan.todo, seed, batch_size) if gate and plan.todo else None
     m = (folder.main if shard is None else folder.parts.get(plan.path)) or mf.new_manifest(
         generator=ref.identity, seed=seed, ratio=ratio, prefix=folder.prefix, real_cases=folder.real,
         dataset_json_bytes=(folder.root / DATASET_JSON).read_bytes(), shard=shard)
     folder.delete(plan.stale, temporaries=shard is None)  # checked against the manifests as loaded
     # cases still to make stay listed as pending: their half-written files must never look unlisted
     m.update(ratio=float(ratio), cases=plan.keep, pending={folder.name(k): {"index": k} for k in plan.todo})
+    if plan.todo:  # a manifest from before engines were recorded gets its engine (torch) with its new cases
+        if replaced:
+            m.setdefault("engine_changes", []).append({"from": replaced, "to": ref.identity["engine"],
+                                                       "cases_before": len(plan.keep)})
+        m["generator"] = {**m["generator"], "engine": ref.identity["engine"]}
     _save(plan.path, m)
     if shard is None:
         for part in folder.parts:
             part.unlink()
     if plan.todo:
-        _generate(folder, gen, sampler, ref.fields, m, plan.path, plan.todo, seed, batch_size)
+        _generate(folder, gen, sampler, ref.fields, m, plan.path, plan.todo, seed, batch_size, first=first)
+        if gate:
+            report["gate"] = {**m["gate"], "seconds_per_accepted_pair": round(gen.seconds / max(gen.accepted, 1), 3)}
     if shard is None:
         if splits_path:
             _backup_splits(m, splits_path, plan.path)
@@ -236,34 +292,80 @@ def _save(path: Path, m: dict) -> None:
     mf.save_manifest(path, m)
 
 
-def _generate(folder: Folder, gen, sampler: ConditionSampler, fields, m: dict, path: Path, todo: list[int],
-              seed: int, batch_size: int) -> None:
-    """Generate cases ``todo`` step by step: pending in the manifest, files, then done. ``sample_cases``
-    computes whole blocks of MICRO_BATCH case indices, so the bytes never depend on the batch size, the
-    shard or which cases happen to be missing. A step holds the todo cases of one aligned window of
-    ``batch_size`` indices (rounded down to whole blocks from MICRO_BATCH up), so no block is computed
-    twice; a batch size below MICRO_BATCH recomputes a block per step (MICRO_BATCH / batch_size times)."""
+def _case_draws(sampler: ConditionSampler, fields, seed: int):
+    """``(drawn, condition_of)``: case k's (condition, size), drawn once for the manifest and the generator,
+    and the condition as the generator takes it."""
 
     @functools.lru_cache(maxsize=None)
-    def drawn(k: int):  # (condition, size) of case k, drawn once for the manifest and the generator
+    def drawn(k: int):
         return sampler.draw(pair_seeds(seed, 1, start=k)[0])
 
-    def condition_of(k: int):
-        return restrict(drawn(k)[0], fields)
+    return drawn, lambda k: restrict(drawn(k)[0], fields)
 
+
+def _steps(todo: list[int], batch_size: int) -> list[list[int]]:
+    """The todo cases of each aligned window of ``batch_size`` indices (whole blocks from MICRO_BATCH up)."""
     window = batch_size if batch_size < MICRO_BATCH else batch_size // MICRO_BATCH * MICRO_BATCH
     steps: dict[int, list[int]] = {}
     for k in todo:
         steps.setdefault(k // window, []).append(k)
+    return list(steps.values())
+
+
+def _gate_identity(folder: Folder, ref: GeneratorRef, gate, dry_run: bool) -> Path | None:
+    """Put the gate (threshold, tries, judge hash) in the generator identity: other pixels, another
+    expansion. The judge is the folder's cached one, trained now if missing (a dry run never trains:
+    it then takes the judge an earlier expansion recorded)."""
+    dice, judge, tries = gate
+    path = Path(judge) if judge else (cached_judge(folder.root) if dry_run else judge_for(folder.root))
+    recorded = [m["generator"].get("gate", {}).get("judge") for _, m in folder.manifests()]
+    identity = checkpoint_hash(path) if path else next((r for r in recorded if r), "not trained yet")
+    ref.identity["gate"] = {"dice": float(dice), "tries": int(tries), "judge": identity}
+    return path
+
+
+def _pilot(gen, sampler: ConditionSampler, fields, todo: list[int], seed: int, batch_size: int):
+    """The first step's pairs, made before anything is written, so a gate they cannot pass leaves the
+    folder untouched; ``_generate`` writes them as its first step."""
+    _, condition_of = _case_draws(sampler, fields, seed)
+    try:
+        return sample_cases(gen, seed, _steps(todo, batch_size)[0], condition_of)
+    except GateUnreachable as e:
+        raise SynthaugError(f"{e}; nothing was written") from None
+
+
+def _gate_summary(m: dict) -> dict:
+    """The gate of a manifest with its draws and rejection rate over every gated case it lists."""
+    gated = [e["gate"] for e in m["cases"].values() if "gate" in e]
+    draws = sum(g["draws"] for g in gated)
+    return {**m["generator"]["gate"], "cases": len(gated), "draws": draws,
+            "rejection_rate": round(1 - len(gated) / draws, 4) if draws else 0.0}
+
+
+def _generate(folder: Folder, gen, sampler: ConditionSampler, fields, m: dict, path: Path, todo: list[int],
+              seed: int, batch_size: int, first=None) -> None:
+    """Generate cases ``todo`` step by step: pending in the manifest, files, then done. ``sample_cases``
+    computes whole blocks of MICRO_BATCH case indices, so the bytes never depend on the batch size, the
+    shard or which cases happen to be missing. A step holds the todo cases of one aligned window of
+    ``batch_size`` indices (rounded down to whole blocks from MICRO_BATCH up), so no block is computed
+    twice; a batch size below MICRO_BATCH recomputes a block per step (MICRO_BATCH / batch_size times).
+    ``first``: the first step's pairs, already made (``_pilot``)."""
+    drawn, condition_of = _case_draws(sampler, fields, seed)
+    threads = use_threads(None)  # as _expand set them
     with tqdm(total=len(todo), desc=f"expand {folder.root.name}", unit="case") as bar:
-        for ks in steps.values():
+        for step, ks in enumerate(_steps(todo, batch_size)):
             batch = {}
             for k in ks:
                 batch[folder.name(k)] = {"index": k, "seed": pair_seeds(seed, 1, start=k)[0],
-                                         "conditions": condition_of(k).to_dict(), "size": list(drawn(k)[1])}
+                                         "conditions": condition_of(k).to_dict(), "size": list(drawn(k)[1]),
+                                         "threads": threads}  # bf16 kernels block by thread count
             m["pending"].update(batch)
             _save(path, m)
-            pairs = sample_cases(gen, seed, ks, condition_of)
+            try:
+                pairs = first if step == 0 and first is not None else sample_cases(gen, seed, ks, condition_of)
+            except GateUnreachable as e:
+                raise SynthaugError(f"{e}; the {len(m['cases'])} cases made before are kept (`synthaug revert "
+                                    f"{folder.root}` removes them)") from None
             for (name, entry), pair in zip(batch.items(), pairs):
                 if "background" in pair.meta:  # a real background keeps its case's own size
                     entry.update(size=list(pair.image.shape), background=pair.meta["background"],
@@ -272,9 +374,12 @@ def _generate(folder: Folder, gen, sampler: ConditionSampler, fields, m: dict, p
                 write_png(image_path, resize_image(pair.image, tuple(entry["size"])))
                 write_png(label_path, resize_mask(pair.mask, tuple(entry["size"])))
                 entry.update(image_sha256=sha256_file(image_path), label_sha256=sha256_file(label_path))
-                if "resampled" in pair.meta:  # the mask was too small: which derived seed made these pixels
-                    entry["resampled"] = pair.meta["resampled"]
+                for key in ("resampled", "gate"):  # which derived seed made these pixels, and the gate's score
+                    if key in pair.meta:
+                        entry[key] = pair.meta[key]
                 m["cases"][name] = m["pending"].pop(name)
+            if "gate" in m["generator"]:
+                m["gate"] = _gate_summary(m)
             _save(path, m)
             bar.update(len(batch))
 

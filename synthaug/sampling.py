@@ -6,31 +6,47 @@ from pathlib import Path
 from .io.images import write_json, write_png
 from .pipelines.base import LABELS, Condition, check_device, check_steps, create_generator, sample_cases
 from .preview import save_grid, save_mask_grid
+from .gate import DEFAULT_TRIES, GateUnreachable, check_gate, with_gate
+from .threads import use_threads
 
 
 def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "mixed", box=None, steps=None,
-                     scheduler=None, batch_size: int = 16, device: str = "cpu", background_from=None) -> Path:
+                     scheduler=None, batch_size: int = 16, device: str = "cpu", background_from=None,
+                  engine: str | None = "auto", threads: int | None = None, gate_dice: float | None = None,
+                  gate_data=None, judge=None, gate_tries: int = DEFAULT_TRIES) -> Path:
     """Write ``images/pair_NNNNN.png``, ``masks/pair_NNNNN.png`` (0/1), ``pairs.json`` and ``preview.png``.
 
     Pair i is case i of ``sample_cases``: its bytes do not depend on ``n`` or ``batch_size`` (kept for
     compatibility; the networks run fixed blocks). ``background_from`` (a raw folder or a dataset) switches
     the bus generator to real backgrounds: each pair repaints a new lesion into one of its real cases,
-    named in the pair's meta as ``background``."""
+    named in the pair's meta as ``background``. ``engine`` and ``threads`` (see ``create_generator``) are
+    recorded in pairs.json. ``gate_dice`` keeps only pairs the judge of ``gate_data`` (default:
+    ``background_from``) or ``judge`` scores at Dice >= T (``synthaug.gate``); every pair is made before
+    the first file is written, so an unreachable gate writes nothing."""
     check_steps(steps)
     check_device(device)
+    if gate_dice is not None:
+        check_gate(gate_dice, gate_tries)
     kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
-    gen = generator if hasattr(generator, "sample") else create_generator(generator, device=device, **kwargs)
+    threads = use_threads(threads)
+    gen = generator if hasattr(generator, "sample") else create_generator(generator, device=device, engine=engine,
+                                                                          threads=threads, **kwargs)
     if background_from is not None:
         from .data.mix import with_background
 
         gen = with_background(gen, "real", background_from)
+    gen = with_gate(gen, gate_dice, real=gate_data if gate_data is not None else background_from, judge=judge,
+                    tries=gate_tries)
     use = gen.conditions
 
     def condition_of(i: int) -> Condition:
         label = LABELS[i % 2] if tumour_type == "mixed" else tumour_type
         return Condition(label=label if "label" in use else None, box=box if "box" in use else None)
 
-    pairs = sample_cases(gen, seed, range(n), condition_of, progress=True)
+    try:
+        pairs = sample_cases(gen, seed, range(n), condition_of, progress=True)
+    except GateUnreachable as e:
+        raise GateUnreachable(f"{e}; nothing was written") from None
     out = Path(out)
     meta, identity = {}, gen.checkpoint_hash()
     for i, p in enumerate(pairs):
@@ -38,7 +54,10 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
         write_png(out / "images" / f"{name}.png", p.image)
         write_png(out / "masks" / f"{name}.png", p.mask)
         meta[name] = {**p.meta, "checkpoint_hash": identity}
-    write_json(out / "pairs.json", {"generator": gen.name, "pairs": meta})
+    gate = {**gen.describe(), "draws": gen.draws, "rejection_rate": round(gen.rejection_rate, 4)} \
+        if gate_dice is not None else None
+    write_json(out / "pairs.json", {"generator": gen.name, "engine": gen.engine, "threads": threads,
+                                    **({"gate": gate} if gate else {}), "pairs": meta})
     titles = [str(m.get("label") or "") for m in meta.values()]
     # one block of rows per tumour type (benign above malignant, like the BUS paper's Fig. 4)
     order = sorted(range(len(pairs)), key=lambda i: LABELS.index(titles[i]) if titles[i] in LABELS else len(LABELS))
@@ -49,11 +68,12 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
 
 
 def masks_to_folder(checkpoint, n: int, out, seed: int = 0, tumour_type: str | None = None, box=None,
-                    device: str = "cpu") -> Path:
+                    device: str = "cpu", threads: int | None = None) -> Path:
     """SCMG masks: ``masks/mask_NNNNN.png`` (0/1), ``masks.json`` (type and box of each) and ``preview.png``."""
     from .pipelines.scmg import ScmgMasks
 
     check_device(device)
+    threads = use_threads(threads)
     gen = ScmgMasks.from_pretrained(checkpoint, device=device)
     masks, conds = gen.sample(n, seed=seed, conditions=[Condition(tumour_type, box)] * n)
     out = Path(out)
@@ -61,7 +81,7 @@ def masks_to_folder(checkpoint, n: int, out, seed: int = 0, tumour_type: str | N
     for i, (mask, c) in enumerate(zip(masks, conds)):
         write_png(out / "masks" / f"mask_{i:05d}.png", mask)
         meta[f"mask_{i:05d}"] = c.to_dict()
-    write_json(out / "masks.json", {"checkpoint": str(checkpoint), "seed": seed, "masks": meta})
+    write_json(out / "masks.json", {"checkpoint": str(checkpoint), "seed": seed, "threads": threads, "masks": meta})
     save_mask_grid(out / "preview.png", masks, [c.box for c in conds], titles=[c.label for c in conds])
     return out
 

@@ -15,6 +15,7 @@ from synthaug.paths import data_root
 # Tests use tiny models: one intra-op thread avoids OpenMP thrashing when the
 # two cores are shared (CI runs the suite alone; sessions train beside it).
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # the commands' default thread count (synthaug.threads) follows it
 from synthaug.pipelines.base import GENERATOR_INFO, Pair, PairGenerator, register_generator
 
 

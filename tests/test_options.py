@@ -12,7 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from synthaug.cli import main
-from synthaug.data import PairDataset, SyntheticMix
+from synthaug.data import PairDataset
+from synthaug.mix import SyntheticMix
 from synthaug.errors import SynthaugError
 from synthaug.expand import MAX_RATIO, GeneratorRef, expand, revert
 from synthaug.pipelines.base import GENERATOR_INFO, check_device, check_steps, create_generator

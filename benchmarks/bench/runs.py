@@ -30,7 +30,7 @@ from benchmarks.bench.conditions import COPY_PASTE, TrainCondition
 from benchmarks.bench.copypaste import copy_paste_records
 from integrations.smp_timm.augment import ordinary_augmentation
 from synthaug.data.datasets import PairDataset
-from synthaug.data.mix import SyntheticMix
+from synthaug.mix import SyntheticMix
 
 
 @dataclass(frozen=True)

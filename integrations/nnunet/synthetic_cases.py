@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.data import PairDataset, SyntheticMix
+from synthaug.data import PairDataset
+from synthaug.mix import SyntheticMix
 from synthaug.data.datasets import LABEL_NAMES
 from synthaug.errors import SynthaugError
 from synthaug.io.images import write_json, write_png

@@ -1,5 +1,5 @@
-"""Torch datasets for segmentation loops: real pairs and real + synthetic mixes."""
+"""Torch datasets of real pairs and banks of generated ones (``synthaug.mix.SyntheticMix`` mixes them)."""
 from .datasets import PairDataset
-from .mix import PairBank, SyntheticMix
+from .mix import PairBank
 
-__all__ = ["PairBank", "PairDataset", "SyntheticMix"]
+__all__ = ["PairBank", "PairDataset"]

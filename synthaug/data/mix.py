@@ -1,37 +1,21 @@
-"""Mix synthetic pairs into a real training set at a fixed ratio (smp/timm loops).
-
-``SyntheticMix`` appends ``round(ratio * len(real))`` synthetic items after the
-real ones, so a plain shuffling DataLoader sees the ratio on average without
-a custom sampler. Synthetic pairs come from a ``PairBank`` (pairs generated
-earlier, read lazily from disk) or from a generator, sampled in the main
-process into a bounded cache that ``set_epoch`` refreshes every
-``refresh_every`` epochs. Generation never happens in a DataLoader worker: a
-worker would redo it for every worker and could not share the model.
-
-Which synthetic pair an index shows is a pure function of (seed, epoch,
-index), fixed in the dataset state before the epoch's workers start, so a
-run is reproducible per seed whatever num_workers is. Call ``set_epoch``
-before iterating each epoch; with ``persistent_workers=True`` the workers
-keep the state of the epoch they were started in.
-"""
+"""What a mix is made of: ``PairBank`` (pairs generated earlier, read lazily from disk) and the real cases'
+conditions and backgrounds a generator is asked for. ``synthaug.mix.SyntheticMix`` puts them together."""
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from ..errors import SynthaugError
-from ..io.images import mask_box, read_gray, resize_image, resize_mask
+from ..io.images import mask_box, read_gray
 from ..io.manifest import MANIFEST_NAME, Folder
 from ..io.nnunet_raw import DATASET_JSON
-from ..pipelines.base import Pair, PairGenerator, pair_seeds, sample_cases
+from ..pipelines.base import Pair, PairGenerator
 from ..pipelines.real_background import Background, RealBackgroundGenerator
-from .conditions import MAX_RATIO, ConditionSampler, restrict
-from .datasets import LABEL_NAMES, PairDataset, as_size, make_item, manifest_label, read_label_png
+from .conditions import ConditionSampler
+from .datasets import LABEL_NAMES, PairDataset, manifest_label, read_label_png
 
 
 class BankEntry(NamedTuple):
@@ -145,118 +129,3 @@ def with_background(generator, background: str | None, real) -> PairGenerator:
     if background != "real":
         raise SynthaugError(f"background must be 'synthetic' or 'real', not {background!r}")
     return RealBackgroundGenerator(generator, real_backgrounds(real))
-
-
-class SyntheticMix(Dataset):
-    """``real_dataset`` followed by ``round(ratio * len(real_dataset))`` synthetic items.
-
-    ``source`` is a ``PairBank`` (or a folder to open as one) or a
-    ``PairGenerator``. For a generator, ``cache_size`` pairs (default: as many
-    as synthetic items) are sampled with seeds derived from ``seed`` and the
-    refresh index ``epoch // refresh_every``; each seed's conditions (tumour
-    type with the real class shares, a real lesion box, a real image size) are
-    drawn as ``synthaug expand`` draws them, so refresh 0 with seed S holds
-    the pairs an expansion with seed S would add. Synthetic items are resized
-    to ``size`` (default: the real dataset's fixed size, else the drawn real
-    size) and go through the real dataset's ``transform``, so both kinds see
-    the same augmentation. ``ratio`` is capped at expand's MAX_RATIO (10). ``batch_size`` is
-    accepted for compatibility only: generation runs the fixed blocks of ``sample_cases``, so the
-    pixels never depend on it. ``background="real"`` (generator sources only) keeps the tissue of
-    a real case of ``real_dataset`` and repaints only a new lesion into it (the bus generator's
-    real-background mode); the backgrounds come from the dataset mixed into, never from elsewhere.
-    """
-
-    def __init__(self, real_dataset, source, ratio: float = 0.25, seed: int = 0, refresh_every: int | None = None,
-                 cache_size: int | None = None, size=None, batch_size: int = 16, background: str | None = None):
-        if isinstance(ratio, bool) or not (isinstance(ratio, (int, float, np.number)) and 0 < ratio <= MAX_RATIO):
-            raise SynthaugError(f"ratio must be in (0, {MAX_RATIO}], got {ratio}")  # NaN fails every comparison
-        if int(seed) < 0:
-            raise SynthaugError(f"seed must be >= 0, got {seed}")
-        self.real, self.n_real = real_dataset, len(real_dataset)
-        self.n_synthetic = round(ratio * self.n_real)
-        if self.n_synthetic == 0:
-            raise SynthaugError(f"ratio {ratio} of {self.n_real} real items rounds to no synthetic item")
-        self.seed, self.batch_size = int(seed), int(batch_size)
-        self.size = as_size(size) if size is not None else getattr(real_dataset, "size", None)
-        self.transform = getattr(real_dataset, "transform", None)
-        self.epoch, self._refresh_index = 0, None
-
-        if isinstance(source, (str, Path)):
-            source = PairBank.open(source)
-        self.from_generator = isinstance(source, PairGenerator)
-        if background not in (None, "synthetic") and not self.from_generator:
-            raise SynthaugError("background='real' needs a generator source: a PairBank's pairs are already made")
-        if self.from_generator:
-            source = with_background(source, background, real_dataset)
-            self.cache_size = self.n_synthetic if cache_size is None else int(cache_size)
-            if self.cache_size < 1 or (refresh_every is not None and int(refresh_every) < 1):
-                raise SynthaugError("cache_size and refresh_every must be >= 1")
-            self.refresh_every = refresh_every
-            self._generator, self._pairs = source, []
-            self._sampler = real_condition_sampler(real_dataset)
-        elif isinstance(source, PairBank):
-            if refresh_every is not None or cache_size is not None:
-                raise SynthaugError("refresh_every and cache_size apply to a generator source, not a PairBank")
-            self.cache_size, self.refresh_every = None, None
-            self._generator, self._pairs = None, source
-        else:
-            raise SynthaugError(f"source must be a PairBank, a bank folder or a PairGenerator, not {type(source).__name__}")
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Fix which synthetic pair each index shows this epoch (and refresh a generator cache)."""
-        self.epoch = int(epoch)
-        if self.from_generator:
-            r = self.epoch // self.refresh_every if self.refresh_every else 0
-            if r != self._refresh_index:
-                self._pairs, self._refresh_index = self._generate(r), r
-        n = len(self._pairs)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        rounds = -(-self.n_synthetic // n)  # enough shuffled passes over the source to fill every slot
-        self._order = np.concatenate([rng.permutation(n) for _ in range(rounds)])[: self.n_synthetic]
-
-    def _generate(self, refresh: int) -> list[Pair]:
-        if self._generator is None:
-            raise SynthaugError("a SyntheticMix copy in a DataLoader worker cannot generate; "
-                                "call set_epoch in the main process before iterating")
-        indices = range(refresh * self.cache_size, (refresh + 1) * self.cache_size)
-        seeds = pair_seeds(self.seed, self.cache_size, start=indices[0])
-
-        @functools.lru_cache(maxsize=None)
-        def drawn(k: int):  # what `synthaug expand` would ask for case k: (condition, size), drawn once
-            return self._sampler.draw(pair_seeds(self.seed, 1, start=k)[0])
-
-        def condition_of(k: int):
-            return restrict(drawn(k)[0], self._generator.conditions)
-
-        # the same fixed network blocks as expand: byte-identical to the cases an expansion adds
-        pairs = sample_cases(self._generator, self.seed, indices, condition_of)
-        cache = []
-        for pair, s, k in zip(pairs, seeds, indices):
-            c, real_size = condition_of(k), drawn(k)[1]
-            # resized once here, not at every access; a real background keeps its own size
-            size = self.size or (pair.image.shape if "background" in pair.meta else real_size)
-            meta = {"label": c.label or pair.meta.get("label"), "case_id": f"synth_seed{s}",
-                    **({"background": pair.meta["background"]} if "background" in pair.meta else {})}
-            cache.append(Pair(resize_image(pair.image, size), resize_mask(pair.mask, size), meta))
-        return cache
-
-    def __len__(self) -> int:
-        return self.n_real + self.n_synthetic
-
-    def __getitem__(self, index: int) -> dict:
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        if index < self.n_real:
-            return self.real[index]
-        pair = self._pairs[int(self._order[index - self.n_real])]
-        item = make_item(pair.image, pair.mask, pair.meta.get("label"), pair.meta["case_id"], True, self.size)
-        return self.transform(item) if self.transform else item
-
-    def __getstate__(self) -> dict:
-        """Workers get the cache and the epoch order, never the generator's weights."""
-        state = self.__dict__.copy()
-        state["_generator"] = None
-        return state

@@ -186,6 +186,8 @@ class PairGenerator:
     required_files: tuple[str, ...] = (GENERATOR_INFO,)
     checkpoint_path: Path | None = None
     default_steps: int | None = None  # sampler steps when neither the call nor synthaug.json says (None: no sampler)
+    engines: tuple[str, ...] = ("torch",)  # inference engines from_pretrained accepts (see pipelines.engines)
+    engine: str = "torch"  # the engine identity this instance runs with, e.g. "openvino-2026.4.1"
 
     def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:
         raise NotImplementedError
@@ -503,15 +505,29 @@ def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], P
 
 def create_generator(name_or_path: str | Path, **kwargs) -> PairGenerator:
     """Load a generator by registry name (its shipped checkpoint) or from a checkpoint folder;
-    ``steps`` and ``device`` are checked first, and any load failure is one SynthaugError line."""
+    ``steps`` and ``device`` are checked first, and any load failure is one SynthaugError line.
+    ``engine`` ("auto", "torch", "openvino"; see ``pipelines.engines``) picks what runs the networks
+    (None: "auto", OpenVINO on CPU when installed and supported); ``threads`` sets torch's threads
+    (None: leave them), which an engine uses too."""
+    from .engines import resolve_engine
+
     if "steps" in kwargs:
         kwargs["steps"] = check_steps(kwargs["steps"])
     if "device" in kwargs:
         check_device(kwargs["device"])
+    engine, threads = kwargs.pop("engine", None), kwargs.pop("threads", None)
+    if threads is not None:
+        from ..threads import use_threads
+
+        use_threads(threads)
     cls, path = resolve_checkpoint(name_or_path)
+    engine = resolve_engine(engine, kwargs.get("device", "cpu"), cls.engines)
+    if engine != "torch":
+        kwargs.update(engine=engine, threads=threads)
     with load_errors(path):
         gen = cls.from_pretrained(path, **kwargs)
     gen.checkpoint_path = path
+    gen.engine = engine
     return gen
 
 

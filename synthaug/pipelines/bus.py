@@ -12,6 +12,7 @@ type's training frequency) and samples the image.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -42,12 +43,14 @@ class BusPipeline(DiffusionPipeline):
     def __call__(self, masks: torch.Tensor, text: torch.Tensor, null_text: torch.Tensor | None = None,
                  guidance_scale: float = 1.0, num_inference_steps: int = 20, scheduler: str = "dpm++",
                  generator=None, control_scale: float = 1.0, bf16: bool = True, progress: bool = False,
-                 keep_latents: torch.Tensor | None = None, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
+                 keep_latents: torch.Tensor | None = None, keep_mask: torch.Tensor | None = None,
+                 engine=None) -> torch.Tensor:
         """Images (B, 1, H, W) in [-1, 1] for masks (B, 1, H, W) in {0, 1} and prompt embeddings (B, L, D).
 
         With ``keep_latents`` (scaled VAE latents of real images) and ``keep_mask`` (B, 1, h, w), 1 where
         the real latent is kept, each step holds the kept part on the real latent noised to the next
-        timestep (blended latent diffusion), so only the rest is generated."""
+        timestep (blended latent diffusion), so only the rest is generated. ``engine`` (an
+        ``engines.OpenVinoEngine``) runs the step and the decode instead of torch eager."""
         device = self.unet.device
         b, size = masks.shape[0], masks.shape[-1]
         latent = self.unet.config.sample_size
@@ -65,23 +68,30 @@ class BusPipeline(DiffusionPipeline):
         noise = x.clone()
         for i, t in enumerate(tqdm(sched.timesteps, desc=f"BUS {scheduler}", disable=not progress, leave=False)):
             inp = torch.cat([x, x]) if cfg else x
-            with amp:
-                down, mid = self.controlnet(inp, t, encoder_hidden_states=text, controlnet_cond=cond,
-                                            conditioning_scale=control_scale, return_dict=False)
-                eps = self.unet(inp, t, encoder_hidden_states=text, down_block_additional_residuals=down,
-                                mid_block_additional_residual=mid).sample.float()
+            step = engine.step if engine is not None else self._torch_step
+            with amp if engine is None else nullcontext():
+                eps = step(inp, t, text, cond, control_scale)
             if cfg:
                 uncond, cond_eps = eps.chunk(2)
                 eps = uncond + guidance_scale * (cond_eps - uncond)
             x = sched.step(eps, t, x).prev_sample
             if keep_latents is not None:
                 x = _blend_known(x, keep_latents, keep_mask, noise, sched, i)
-        with amp:
-            img = self.vae.decode(x / self.vae.config.scaling_factor).sample.float()
+        if engine is not None:
+            img = engine.decode(x)
+        else:
+            with amp:
+                img = self.vae.decode(x / self.vae.config.scaling_factor).sample.float()
         img = img.mean(1, keepdim=True) if img.shape[1] != 1 else img
         if img.shape[-1] != size:
             img = torch.nn.functional.interpolate(img, size=(size, size), mode="bicubic", align_corners=False)
         return img.clamp(-1, 1)
+
+    def _torch_step(self, x, t, text, cond, control_scale: float) -> torch.Tensor:
+        down, mid = self.controlnet(x, t, encoder_hidden_states=text, controlnet_cond=cond,
+                                    conditioning_scale=control_scale, return_dict=False)
+        return self.unet(x, t, encoder_hidden_states=text, down_block_additional_residuals=down,
+                         mid_block_additional_residual=mid).sample.float()
 
 
 def _blend_known(x, known, keep, noise, sched, i: int):
@@ -99,6 +109,8 @@ class BusGenerator(PairGenerator):
     conditions = frozenset({"label", "box"})
     required_files = (GENERATOR_INFO, "model_index.json", "vae", "unet", "controlnet", "scheduler", "mask_generator")
     default_steps = 20
+    engines = ("torch", "openvino")
+    runner = None  # an engines.OpenVinoEngine when the engine is not torch
 
     ABLATIONS = ("full", "mask-only", "text-only")
 
@@ -135,10 +147,20 @@ class BusGenerator(PairGenerator):
         return cls._conditions_of(read_generator_info(Path(path)))
 
     @classmethod
-    def from_pretrained(cls, path, device: str = "cpu", **kwargs):
+    def from_pretrained(cls, path, device: str = "cpu", engine: str = "torch", threads: int | None = None, **kwargs):
+        """``engine`` is a resolved engine identity (``torch`` or ``openvino-<version>``, see
+        ``engines.resolve_engine``); OpenVINO models are exported once into the user cache."""
+        from .base import checkpoint_hash
+
         path = Path(path)
         pipe = load_pipeline(BusPipeline, path, device)
-        return cls(pipe, read_generator_info(path), **kwargs)
+        gen = cls(pipe, read_generator_info(path), **kwargs)
+        if engine.startswith("openvino"):
+            from .engines import OpenVinoEngine
+
+            gen.runner = OpenVinoEngine(pipe, checkpoint_hash(path), threads=threads)
+        gen.engine = engine
+        return gen
 
     def prompt(self, mask: np.ndarray, label: str, seed: int) -> str:
         """Margin from this mask's curvature (as for the training cases); echogenicity drawn at the type's rate."""
@@ -160,7 +182,8 @@ class BusGenerator(PairGenerator):
             prompts = [""] * len(prompts)
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
-                           control_scale=0.0 if self.ablation == "text-only" else self.control_scale)
+                           control_scale=0.0 if self.ablation == "text-only" else self.control_scale,
+                           engine=self.runner)
         imgs = to_uint8(images)
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
                                                       "steps": self.steps, "scheduler": self.scheduler,

@@ -109,6 +109,7 @@ class RealBackgroundGenerator(PairGenerator):
         self.resolution = bus.resolution
         self.checkpoint_path = bus.checkpoint_path
         self.name = "bus"
+        self.engine = bus.engine
         if placement == "given":
             self.conditions = frozenset({"label", "box"})
 
@@ -164,7 +165,7 @@ class RealBackgroundGenerator(PairGenerator):
         prompts = [bus.prompt(n[0].numpy(), t.label, int(s)) for n, t, s in zip(new, targets, seeds)]
         out = bus.pipe(new, bus.text(prompts), bus.text([""]), guidance_scale=bus.guidance_scale,
                        num_inference_steps=bus.steps, scheduler=bus.scheduler, generator=gens, bf16=bus.bf16,
-                       control_scale=bus.control_scale, keep_latents=real_latents, keep_mask=keep)
+                       control_scale=bus.control_scale, keep_latents=real_latents, keep_mask=keep, engine=bus.runner)
         generated = to_uint8(out)
         pairs = []
         for gen_img, n, bg, t, p in zip(generated, new, bgs, targets, prompts):

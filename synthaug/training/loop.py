@@ -13,6 +13,7 @@ every step then runs one update per group, in order, on the same batch, and
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple = (0.9, 0.999)
     warmup_steps: int = 100
+    lr_schedule: str = "constant"  # after warmup: "constant" (the generators) or "cosine" to zero (the judge)
     grad_clip: float = 1.0
     mixed_precision: str = "bf16"  # "no" | "bf16" | "fp16"
     ema_decay: float | None = 0.999
@@ -60,6 +62,21 @@ class Objective(Protocol):
     # optimizer_groups() -> {group: {"models": [names], "lr": float, "betas": (b1, b2)}}, stepped in order
     # ema_models: names of the models to keep an EMA of (default: all)
     # prepare(dataset): fit data-derived settings (e.g. targets) before training
+
+
+def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """Linear warmup, then constant or cosine decay to zero at ``cfg.steps``."""
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {cfg.lr_schedule!r}")
+
+    def factor(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(1, cfg.warmup_steps))
+        if cfg.lr_schedule == "constant" or s < cfg.warmup_steps:
+            return warm
+        done = (s - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+
+    return factor
 
 
 def _groups(objective, names: list[str], cfg: TrainConfig) -> dict[str, dict]:
@@ -109,8 +126,7 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
     groups = _groups(objective, names, cfg)
     opts = [torch.optim.AdamW([p for n in g["models"] for p in models[n].parameters()], lr=g["lr"], betas=g["betas"],
                               weight_decay=cfg.weight_decay) for g in groups.values()]
-    warmup = lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))  # noqa: E731
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, warmup) for o in opts]
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, lr_factor(cfg)) for o in opts]
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
     prepared = acc.prepare(*[models[n] for n in names], *opts, loader, *scheds)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from synthaug.data import PairBank, PairDataset, SyntheticMix
+from synthaug.data import PairBank, PairDataset
+from synthaug.mix import SyntheticMix
 from synthaug.data.datasets import label_code
 from synthaug.errors import SynthaugError
 from synthaug.pipelines.base import create_generator, pair_seeds

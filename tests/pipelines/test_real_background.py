@@ -7,7 +7,8 @@ import pytest
 
 from synthaug import create_generator
 from synthaug.data.datasets import PairDataset
-from synthaug.data.mix import SyntheticMix, real_backgrounds
+from synthaug.data.mix import real_backgrounds
+from synthaug.mix import SyntheticMix
 from synthaug.errors import SynthaugError
 from synthaug.io.public_sets import iter_busi
 from synthaug.pipelines.base import Condition

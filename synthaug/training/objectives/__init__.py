@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...errors import SynthaugError
 
-OBJECTIVES = ("pig", "ddpm-image", "scmg", "vae", "ldm", "controlnet")
+OBJECTIVES = ("pig", "ddpm-image", "scmg", "vae", "ldm", "controlnet", "judge")
 
 
 def create_objective(kind: str, model_cfg: dict):
@@ -23,4 +23,8 @@ def create_objective(kind: str, model_cfg: dict):
         from .ldm import LatentDiffusionObjective
 
         return LatentDiffusionObjective(stage=kind, **model_cfg)
+    if kind == "judge":
+        from .judge import JudgeObjective
+
+        return JudgeObjective(**model_cfg)
     raise SynthaugError(f"no training objective {kind!r}; available: {', '.join(OBJECTIVES)}")
