@@ -189,3 +189,25 @@ def test_judge_folder_must_be_a_judge(world, tmp_path):
         with_gate(create_generator(world["gen"]), 0.5, judge=tmp_path)
     with pytest.raises(SynthaugError, match="strictly between 0 and 1"):
         with_gate(create_generator(world["gen"]), 1.0, judge=world["judge"])
+
+
+def test_gated_expand_resumes_to_the_uninterrupted_result(world, tmp_path, monkeypatch):
+    t = _expansion_threshold(world, tmp_path)
+    raw = shutil.copytree(world["raw"], tmp_path / "a" / world["raw"].name)
+    twin = shutil.copytree(world["raw"], tmp_path / "b" / world["raw"].name)
+    calls, original = {"n": 0}, GatedGenerator.sample
+
+    def killed_at_second_block(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(GatedGenerator, "sample", killed_at_second_block)
+    with pytest.raises(KeyboardInterrupt):
+        expand(raw, ratio=1.0, generator=world["free"], gate_dice=t, judge=world["judge"], batch_size=8)
+    monkeypatch.undo()
+    assert len(json.loads((raw / MANIFEST_NAME).read_text(encoding="utf-8"))["cases"]) == 8
+    expand(raw, ratio=1.0, generator=world["free"], gate_dice=t, judge=world["judge"], batch_size=8)
+    expand(twin, ratio=1.0, generator=world["free"], gate_dice=t, judge=world["judge"])
+    assert snapshot(raw) == snapshot(twin)

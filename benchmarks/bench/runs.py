@@ -9,7 +9,10 @@ and the per-case test scores go into the run's JSON.
 
 Each (model, condition, seed) writes
 ``--work/runs/<task>-<profile>-<settings hash>/<bank key or real>/<model>__<condition>__seed<k>.json``
-and is skipped when present, so a killed matrix resumes where it stopped.
+and is skipped when present, so a killed matrix resumes where it stopped. A run in progress also
+keeps ``<same name>.state.pt`` (training state, best checkpoint, curve, seconds so far; rewritten
+after every epoch, deleted once the JSON is written), so a killed run resumes from its last
+finished epoch with the JSON it would have had uninterrupted (only the timings differ).
 """
 from __future__ import annotations
 
@@ -76,6 +79,29 @@ class BestCheckpoint:
         return model
 
 
+class RunProgress:
+    """What a run accumulates over its epochs: the best checkpoint, the validation curve and the
+    seconds spent. ``fit`` saves it with the training state after every epoch (``state_dict`` /
+    ``load_state_dict``), so a resumed run reports the same best epoch and curve as an uninterrupted
+    one and its seconds sum every session's part."""
+
+    def __init__(self):
+        self.best, self.curve, self.before, self.t0 = BestCheckpoint(), [], 0.0, time.time()
+
+    def seconds(self) -> float:
+        """Seconds of the earlier sessions of this run plus this session's so far."""
+        return self.before + time.time() - self.t0
+
+    def state_dict(self) -> dict:
+        b = self.best
+        return {"best": {"score": b.score, "epoch": b.epoch, "state": b.state}, "curve": self.curve,
+                "seconds": self.seconds()}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.best.score, self.best.epoch, self.best.state = d["best"]["score"], d["best"]["epoch"], d["best"]["state"]
+        self.curve, self.before = list(d["curve"]), float(d["seconds"])
+
+
 def training_set(cond: TrainCondition, train: PairDataset, bank: Bank | None, shares: dict, seed: int):
     """The real train part plus whatever the condition adds, all with the condition's augmentation."""
     transform = ordinary_augmentation() if cond.augment else None
@@ -97,31 +123,33 @@ def epochs_for(s: dict, n_items: int) -> int:
     return max(1, round(s["train_steps"] / batches))
 
 
-def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: dict, bank, shares, s: dict) -> dict:
+def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: dict, bank, shares, s: dict,
+            state_path: Path | None = None) -> dict:
     """Train one model from scratch under one condition and seed; measure it on every evaluation set
-    (``bank``: the bank of the condition's background)."""
-    t0 = time.time()
+    (``bank``: the bank of the condition's background). With ``state_path`` the run saves its state
+    there after every epoch and resumes from it when present (the caller deletes it when done)."""
+    progress = RunProgress()
     torch.manual_seed(seed)  # the model's initialisation
     model = task.build(model_name)
     train = training_set(cond, data["train"], bank, shares, seed)
     epochs = epochs_for(s, len(train))
-    curve, best = [], BestCheckpoint()
-    key = task.metrics[0]
+    best, key = progress.best, task.metrics[0]
 
     def validate(epoch: int, loss: float) -> bool:
         m = task.evaluate(model, data["val"], s["bf16"])
         improved = best.update(epoch + 1, m[key], model)
-        curve.append({"epoch": epoch + 1, "train_loss": loss, "val": {k: m[k] for k in task.metrics},
-                      "seconds": time.time() - t0})
+        progress.curve.append({"epoch": epoch + 1, "train_loss": loss, "val": {k: m[k] for k in task.metrics},
+                               "seconds": progress.seconds()})
         print(f"    epoch {epoch + 1:3d}/{epochs}  loss {loss:.4f}  val {key} {m[key]:.4f}{'  *' if improved else ''}"
-              f"  {time.time() - t0:6.0f} s", flush=True)
+              f"  {progress.seconds():6.0f} s", flush=True)
         patience = s.get("patience")
         return bool(patience) and epoch + 1 - best.epoch >= patience
 
     selecting = s.get("select") == "best-val"
+    resume = {"state_path": state_path, "extra_state": progress} if state_path else {}  # fit's arguments
     task.train(model, train, epochs=epochs, batch_size=s["batch_size"], lr=s["lr"], seed=seed, bf16=s["bf16"],
-               on_epoch_end=validate if selecting else None)
-    t_train = time.time() - t0
+               on_epoch_end=validate if selecting else None, **resume)
+    t_train = progress.seconds()
     if selecting:
         best.restore(model).eval()
     metrics = {split: task.evaluate(model, ds, s["bf16"]) for split, ds in data.items() if split != "train"}
@@ -129,9 +157,9 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
            "ordinary_augmentation": cond.augment, "source": cond.source, "seed": seed, "n_real": len(data["train"]),
            "n_synthetic": len(train) - len(data["train"]) if cond.synthetic else 0,
            "n_added": len(train) - len(data["train"]), "epochs": epochs, "bank": bank.key if cond.synthetic else None,
-           "settings": s, "metrics": metrics, "train_seconds": t_train, "seconds": time.time() - t0}
+           "settings": s, "metrics": metrics, "train_seconds": t_train, "seconds": progress.seconds()}
     if selecting:
-        out.update(curve=curve, best_epoch=best.epoch, epochs_run=len(curve))
+        out.update(curve=progress.curve, best_epoch=best.epoch, epochs_run=len(progress.curve))
     return out
 
 
@@ -170,8 +198,13 @@ def run_matrix(task: Task, plan: dict, data: dict, banks: dict[str, Bank], share
         if report_only:
             continue
         print(f"[{i}/{len(jobs)}] {time.strftime('%H:%M:%S')} {task.name} {model} {cond.name} seed {seed}", flush=True)
-        run = run_one(task, model, cond, seed, data, bank, shares, s)
+        state = path.with_suffix(".state.pt")  # the run's training state while it is in progress
+        if state.is_file():
+            print("  resuming from its saved training state", flush=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run = run_one(task, model, cond, seed, data, bank, shares, s, state_path=state)
         write_json_atomic(path, run)
+        state.unlink(missing_ok=True)
         scores = {split: round(m[task.metrics[0]], 4) for split, m in run["metrics"].items()}
         best = f" best epoch {run['best_epoch']}/{run['epochs_run']}" if "best_epoch" in run else ""
         print(f"  {run['seconds']:.0f} s{best}  {task.metrics[0]} {scores}  -> {path}", flush=True)
