@@ -138,6 +138,7 @@ class GatedGenerator(PairGenerator):
         self.judge_hash = judge_hash
         self.name, self.conditions = inner.name, inner.conditions
         self.resolution, self.checkpoint_path = inner.resolution, inner.checkpoint_path
+        self.engine = getattr(inner, "engine", "torch")
         self.draws = self.accepted = 0
         self.seconds = 0.0
 

@@ -211,3 +211,9 @@ def test_gated_expand_resumes_to_the_uninterrupted_result(world, tmp_path, monke
     expand(raw, ratio=1.0, generator=world["free"], gate_dice=t, judge=world["judge"], batch_size=8)
     expand(twin, ratio=1.0, generator=world["free"], gate_dice=t, judge=world["judge"])
     assert snapshot(raw) == snapshot(twin)
+
+
+def test_gated_generator_reports_the_engine_that_runs(world):
+    inner = create_generator(world["gen"])
+    inner.engine = "openvino-test"  # what an OpenVINO-backed generator reports
+    assert with_gate(inner, 0.5, judge=world["judge"]).engine == "openvino-test"

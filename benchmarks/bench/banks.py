@@ -110,7 +110,9 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
                     break
                 if gen is None:
                     kwargs = {k_: v for k_, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
-                    gen = create_generator(record["path"], **kwargs)
+                    # torch engine: banks are keyed by checkpoint hash and settings, and were made with torch;
+                    # the OpenVINO engine rounds differently, so a resumed bank would mix the two
+                    gen = create_generator(record["path"], engine="torch", **kwargs)
                 partial = done.with_name(done.name + ".partial")
                 shutil.rmtree(partial, ignore_errors=True)
                 t0 = time.time()
