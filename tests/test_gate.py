@@ -27,7 +27,6 @@ from synthaug.sampling import sample_to_folder
 from synthaug.pipelines.base import GENERATOR_INFO, Condition, register_generator, sample_cases
 from synthaug.training.recipes import load_recipe
 
-from conftest import TinyConvGenerator
 from test_expand import make_raw, snapshot, stamps
 
 N = 16
@@ -44,7 +43,8 @@ def world(tmp_path_factory, tiny_generator_dir):
     scores = model.dice([p.image for p in pairs], [p.mask for p in pairs])
     threshold = float(np.quantile(scores, 0.5))
     assert 0 < threshold < 1 and (scores < threshold).any() and (scores >= threshold).any()
-    free = FreeShapeGenerator(FreeShapeGenerator.build()).save_pretrained(root / "free")
+    free_cls = free_shape_generator(type(create_generator(str(tiny_generator_dir))))
+    free = free_cls(free_cls.build()).save_pretrained(root / "free")
     return {"root": root, "raw": raw, "judge": judge, "model": model, "threshold": threshold,
             "gen": str(tiny_generator_dir), "free": str(free), "first_scores": scores}
 
@@ -97,17 +97,19 @@ def test_unreachable_gate_raises_with_the_rejection_rate(world):
         gen.sample(4, seed=0)
 
 
-@register_generator("tiny-test-free")
-class FreeShapeGenerator(TinyConvGenerator):
+def free_shape_generator(tiny_cls):
     """The tiny test generator without box conditioning: its masks change from seed to seed, so a redraw
     can pass a gate its first draw missed (with a box, the tiny generator's mask is the box itself)."""
 
-    conditions = frozenset({"label"})
+    class FreeShapeGenerator(tiny_cls):
+        conditions = frozenset({"label"})
 
-    def save_pretrained(self, path: Path) -> Path:
-        super().save_pretrained(path)
-        (Path(path) / GENERATOR_INFO).write_text(json.dumps({"generator": "tiny-test-free"}))
-        return Path(path)
+        def save_pretrained(self, path: Path) -> Path:
+            super().save_pretrained(path)
+            (Path(path) / GENERATOR_INFO).write_text(json.dumps({"generator": "tiny-test-free"}))
+            return Path(path)
+
+    return register_generator("tiny-test-free")(FreeShapeGenerator)
 
 
 def _expansion_threshold(world, tmp_path) -> float:
