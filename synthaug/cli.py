@@ -12,16 +12,23 @@ from .errors import SynthaugError
 from .paths import DEFAULT_GENERATOR
 
 
+_THREADS_NOTE = "synthaug.threads_note"
+
+
 def _friendly(fn):
-    """Turn SynthaugError into 'Error: ...' and exit code 2, without a traceback."""
+    """Turn SynthaugError into 'Error: ...' and exit code 2, without a traceback (and nothing else said)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            out = fn(*args, **kwargs)
         except SynthaugError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(2)
+        note = click.get_current_context().meta.get(_THREADS_NOTE)
+        if note:
+            click.echo(note, err=True)
+        return out
 
     return wrapper
 
@@ -69,12 +76,13 @@ def main(ctx):
 
 
 def _threads(threads: int | None) -> int:
-    """The thread count a generating command uses, said on stderr before the work starts."""
+    """The thread count a generating command uses; said on stderr once the command succeeds (``_friendly``),
+    so a failure stays one error line."""
     from .threads import default_threads, usable_cores
 
     n = threads or default_threads()
     how = "--threads" if threads else "default: cores idle at start"
-    click.echo(f"synthaug: {n} thread(s) of {usable_cores()} cores ({how})", err=True)
+    click.get_current_context().meta[_THREADS_NOTE] = f"synthaug: {n} thread(s) of {usable_cores()} cores ({how})"
     return n
 
 
