@@ -28,10 +28,12 @@ class JudgeSegmenter(ModelMixin, ConfigMixin):
         return self.net(x)
 
     @torch.no_grad()
-    def dice(self, images, masks, batch_size: int = 32, bf16: bool = True) -> np.ndarray:
+    def dice(self, images, masks, batch_size: int = 1, bf16: bool = True) -> np.ndarray:
         """Dice of the judge's prediction against each pair's own mask, at the judge's resolution.
 
-        ``images`` uint8 (H, W) arrays, ``masks`` boolean arrays of the same sizes; sizes may differ."""
+        ``images`` uint8 (H, W) arrays, ``masks`` boolean arrays of the same sizes; sizes may differ.
+        One image at a time by default: bf16 kernels block by batch, so a score would otherwise depend
+        on the other pairs scored with it (a pair near the threshold could pass in one run, fail in another)."""
         self.eval()
         r = self.config.resolution
         out = []

@@ -49,7 +49,7 @@ def test_demo_writes_raw_folder_expands_it_and_previews(tiny_pig_dir, tmp_path):
     res = CliRunner().invoke(main, ["demo", "--generator", str(tiny_pig_dir), "--out", str(tmp_path), "-n", "8",
                                     "--steps", "2"])
     assert res.exit_code == 0, res.output
-    report = json.loads(res.output[res.output.index("{"):])
+    report = json.loads(res.stdout)  # the thread count goes to stderr
     raw = tmp_path / "Dataset999_SynthaugDemo"
     assert json.loads((raw / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 8 + 2  # round(0.25 * 8)
     assert len(list((raw / "imagesTr").glob("*.png"))) == 10 and (tmp_path / "preview.png").is_file()
