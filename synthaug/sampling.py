@@ -6,7 +6,7 @@ from pathlib import Path
 from .io.images import write_json, write_png
 from .pipelines.base import LABELS, Condition, check_device, check_steps, create_generator, sample_cases
 from .preview import save_grid, save_mask_grid
-from .gate import DEFAULT_TRIES, GateUnreachable, check_gate, with_gate
+from .gate import DEFAULT_TRIES, GateUnreachable, with_gate
 from .threads import use_threads
 
 
@@ -25,8 +25,6 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
     the first file is written, so an unreachable gate writes nothing."""
     check_steps(steps)
     check_device(device)
-    if gate_dice is not None:
-        check_gate(gate_dice, gate_tries)
     kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
     threads = use_threads(threads)
     gen = generator if hasattr(generator, "sample") else create_generator(generator, device=device, engine=engine,

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
+from ..metrics import dice
+
 
 class JudgeSegmenter(ModelMixin, ConfigMixin):
     """Grey images (B, 1, H, W) in [0, 1] -> lesion logits (B, 1, H, W)."""
@@ -40,14 +42,12 @@ class JudgeSegmenter(ModelMixin, ConfigMixin):
         for i in range(0, len(images), batch_size):
             x = torch.stack([_resized(torch.from_numpy(np.asarray(im, np.float32) / 255.0), r, "area")
                              for im in images[i:i + batch_size]])
-            y = torch.stack([_resized(torch.from_numpy(np.asarray(m) > 0).float(), r, "nearest")
-                             for m in masks[i:i + batch_size]]) > 0.5
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and x.device.type == "cpu"):
-                pred = self(x.to(self.device)).float().cpu() > 0
-            inter = (pred & y).flatten(1).sum(1).float()
-            total = (pred.flatten(1).sum(1) + y.flatten(1).sum(1)).float()
-            out.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
-        return torch.cat(out).numpy() if out else np.zeros(0)
+                pred = self(x.to(self.device)).float().cpu()[:, 0] > 0
+            for p, m in zip(pred, masks[i:i + batch_size]):
+                target = _resized(torch.from_numpy(np.asarray(m) > 0).float(), r, "nearest")[0] > 0.5
+                out.append(dice(p.numpy(), target.numpy()))
+        return np.array(out, dtype=np.float64)
 
 
 def _resized(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
