@@ -146,21 +146,33 @@ def mask_roundtrip(masks: list[np.ndarray], vae_path: str, grid: int = 32, batch
 
 
 # ----------------------------------------------------------------------------- curve
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def guidance_of(row: dict) -> float:
+    return float(row.get("options", {}).get("mask_guidance", 0.0))
+
+
 def plot_curve(rows: list[dict], refs: dict, out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [r["train_steps"] for r in rows]
-    panels = [("judge segmenter Dice on generated pairs", [r["dice_real_segmenter_on_generated"]["mean"] for r in rows],
+    by_w = {}
+    for r in sorted(rows, key=lambda r: r["train_steps"]):
+        by_w.setdefault(guidance_of(r), []).append(r)
+    panels = [("judge segmenter Dice on generated pairs", lambda r: r["dice_real_segmenter_on_generated"]["mean"],
                "dice"),
-              ("mask area (fraction of image)", [r["area"]["mean"] for r in rows], "area"),
-              ("FD (EfficientNet-Lite0)", [r["frechet_distance"] for r in rows], "fd"),
-              ("KID", [r["kernel_distance"] for r in rows], "kid")]
+              ("mask area (fraction of image)", lambda r: r["area"]["mean"], "area"),
+              ("FD (EfficientNet-Lite0)", lambda r: r["frechet_distance"], "fd"),
+              ("KID", lambda r: r["kernel_distance"], "kid")]
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
-    for ax, (title, values, key) in zip(axes, panels):
-        ax.plot(steps, values, marker="o", label="latent PIG")
+    for ax, (title, value, key) in zip(axes, panels):
+        for w, group in sorted(by_w.items()):
+            ax.plot([r["train_steps"] for r in group], [value(r) for r in group], marker="o",
+                    label=f"latent PIG, mask guidance {w:g}" if w else "latent PIG")
         for name, ref in refs.items():
             if key in ref:
                 ax.axhline(ref[key], linestyle="--", linewidth=1, color=ref["color"], label=name)
@@ -177,12 +189,15 @@ def plot_curve(rows: list[dict], refs: dict, out: Path) -> Path:
     return out
 
 
-def measure(folder, key: Path, scheduler, steps, args, seg, cls, real_feats, real_areas) -> dict:
-    """``evaluate_setting`` of pig_quality, cached in ``key`` (rerunning measures only what is new)."""
+def measure(folder, key: Path, scheduler, steps, args, seg, cls, real_feats, real_areas,
+            options: dict | None = None) -> dict:
+    """``evaluate_setting`` of pig_quality (``options``: the generator's sampler keywords, e.g. mask
+    guidance), cached in ``key`` (rerunning measures only what is new)."""
     if key.is_file():
         return json.loads(key.read_text(encoding="utf-8"))
     res, _ = evaluate_setting(folder, scheduler, steps, args.n, args.seed, args.batch_size, seg, cls, real_feats,
-                              real_areas)
+                              real_areas, options)
+    res["options"] = dict(options or {})
     info = json.loads((Path(folder) / "synthaug.json").read_text(encoding="utf-8"))
     res.update(checkpoint=str(folder), train_steps=info.get("steps"), train_minutes=info.get("train_minutes"))
     key.write_text(json.dumps(res, indent=2, default=float), encoding="utf-8")
@@ -198,6 +213,9 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--wait-minutes", type=float, default=120.0, help="how long to wait for the judges")
+    ap.add_argument("--guidance", type=floats, default=[0.0],
+                    help="mask guidance scales measured at every export, e.g. 0,4 (0: none)")
+    ap.add_argument("--sweep", type=floats, default=[], help="more guidance scales, at the newest export only")
     ap.add_argument("--mask-roundtrip", action="store_true", help="also measure the 32x32 mask representations")
     ap.add_argument("--vae", default="checkpoints/vae-busi-128")
     ap.add_argument("--name", default="pig_latent_curve")
@@ -233,14 +251,19 @@ def main(argv=None):
                       "checkpoint": path}
         print(name, refs[name], flush=True)
     rows = []
-    for train_steps, folder in exports(args.run):
-        res = measure(folder, cache / f"{args.run.name}_step{train_steps}_{tag}.json", scheduler, steps, args, seg,
-                      cls, real_feats, real_areas)
-        res["train_steps"] = train_steps
-        print({k: res[k] for k in ("train_steps", "frechet_distance", "kernel_distance")},
-              "dice", round(res["dice_real_segmenter_on_generated"]["mean"], 3), "area", round(res["area"]["mean"], 3),
-              flush=True)
-        rows.append(res)
+    found = exports(args.run)
+    for train_steps, folder in found:
+        sweep = args.guidance + ([w for w in args.sweep if w not in args.guidance] if folder == found[-1][1] else [])
+        for w in sweep:  # the sweep's extra guidance scales at the newest export only
+            options = {"mask_guidance": w} if w else {}
+            suffix = f"_mg{w:g}" if w else ""
+            res = measure(folder, cache / f"{args.run.name}_step{train_steps}_{tag}{suffix}.json", scheduler, steps,
+                          args, seg, cls, real_feats, real_areas, options)
+            res["train_steps"] = train_steps
+            print({k: res[k] for k in ("train_steps", "frechet_distance", "kernel_distance")}, "w", w,
+                  "dice", round(res["dice_real_segmenter_on_generated"]["mean"], 3), "area",
+                  round(res["area"]["mean"], 3), flush=True)
+            rows.append(res)
     roundtrip_file = cache / f"mask_roundtrip_{Path(args.vae).name}.json"  # measured once, then kept in the report
     roundtrip = json.loads(roundtrip_file.read_text(encoding="utf-8")) if roundtrip_file.is_file() else None
     if args.mask_roundtrip and roundtrip is None:
@@ -251,15 +274,17 @@ def main(argv=None):
 
     md = [f"Latent PIG along training ({args.run}), sampler {scheduler} {steps} steps, {args.n} pairs per checkpoint "
           "(half benign, half malignant), judges of pig_quality.py.", "",
-          "| step | train min | judge seg. Dice on generated | mask area mean (real) | non-empty | FD | KID | "
-          "cls. AUC gen. | pairs/s |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+          "Mask guidance w (0: none) is the image chain's guidance toward its mask (`PIGPipeline`).", "",
+          "| step | train min | mask guidance w | judge seg. Dice on generated | mask area mean (real) | non-empty | "
+          "FD | KID | cls. AUC gen. | pairs/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["train_steps"], guidance_of(r))):
         auc = r.get("classifier_on_generated", {}).get("auc", float("nan"))
-        md.append(f"| {r['train_steps']} | {r.get('train_minutes')} | {r['dice_real_segmenter_on_generated']['mean']:.3f} | "
+        md.append(f"| {r['train_steps']} | {r.get('train_minutes')} | {guidance_of(r):g} | "
+                  f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | "
                   f"{r['area']['mean']:.3f} ({r['area_real']['mean']:.3f}) | {r['nonempty_binary_share']:.2f} | "
                   f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | {auc:.3f} | {r['pairs_per_second']:.2f} |")
     for name, ref in refs.items():
-        md.append(f"| {name} ({ref['checkpoint']}) | – | {ref['dice']:.3f} | {ref['area']:.3f} | – | {ref['fd']:.1f} | "
+        md.append(f"| {name} ({ref['checkpoint']}) | – | – | {ref['dice']:.3f} | {ref['area']:.3f} | – | {ref['fd']:.1f} | "
                   f"{ref['kid']:.4f} | – | – |")
     md += ["", "Targets (issue 16): judge Dice >= 0.70, mask area within ±30% of real, FD at least as good as bus. "
            "The reference rows are measured here with the same sampler, n, seed and judges; "
@@ -276,6 +301,7 @@ def main(argv=None):
         plot_curve(rows, refs, RESULTS / f"{args.name}.png")
         md += ["", f"![curve]({args.name}.png)"]
     write_results(args.name, {"run": str(args.run), "setting": args.setting, "n": args.n, "seed": args.seed,
+                              "guidance": args.guidance, "sweep": args.sweep,
                               "rows": rows, "references": refs, "mask_roundtrip": roundtrip}, "\n".join(md))
 
 

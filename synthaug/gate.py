@@ -85,6 +85,11 @@ def _judge_run(real, profile: str, cache) -> tuple[Path, dict, PairDataset]:
     return root / cases_key(dataset, recipe), recipe, dataset
 
 
+def judge_key(real, profile: str = JUDGE_RECIPE) -> str:
+    """The judge's cache name for the real cases ``real``: known before (and without) training it."""
+    return _judge_run(real, profile, None)[0].name
+
+
 def cached_judge(real, profile: str = JUDGE_RECIPE, cache: str | Path | None = None) -> Path | None:
     """The cached judge of ``real``, or None (never trains)."""
     final = _judge_run(real, profile, cache)[0] / "final"

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from benchmarks.bench.splits import class_counts
 from synthaug.data.mix import PairBank
+from synthaug.gate import DEFAULT_TRIES, judge_key
 from synthaug.paths import data_root
 from synthaug.pipelines.base import (CARD_NAME, checkpoint_hash, create_generator, read_generator_info,
                                      resolve_checkpoint)
@@ -81,20 +83,35 @@ class Bank:
     record: dict = field(default_factory=dict)
 
 
+def variant_key(options: dict | None, gate: dict | None) -> str:
+    """The bank key's suffix for sampler options (e.g. PIG's ``mask_guidance``) and a quality gate
+    (threshold and the judge's cache name, a hash of the real cases it learns from), so banks made
+    with other options or gates never mix. Empty for the plain generator."""
+    out = "".join(f"-{k}{v:g}" if isinstance(v, float) else f"-{k}{v}" for k, v in sorted((options or {}).items()))
+    if gate:
+        out += f"-gate{gate['dice']:g}-{judge_key(gate['real'])}"
+    return out
+
+
 def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: int, batch_size: int,
-                generate: bool = True, backgrounds=None) -> Bank:
+                generate: bool = True, backgrounds=None, options: dict | None = None,
+                gate: dict | None = None) -> Bank:
     """Generate whatever chunks of the bank are missing, then return ``need[label]`` entries per class
     (with ``generate=False``, only what is already there: for a report while a run goes on).
 
     A chunk is ``chunk`` pairs of one class in its own folder, renamed into
     place only when ``sample_to_folder`` has finished it, so a killed run
     leaves no half chunk behind and the next one resumes at the first
-    missing chunk. Chunk k of a class always holds the same seeds, so a
+    missing chunk (a chunk's lock makes a second process wait for it instead of making it twice).
+    Chunk k of a class always holds the same seeds, so a
     larger need later only adds chunks. ``backgrounds`` (a dataset, the benchmark's train part)
     makes a real-background bank: every pair is a lesion repainted into one of its images, never
-    into a validation or test image; the bank key names those cases.
+    into a validation or test image; the bank key names those cases. ``options`` are the generator's
+    sampler keywords (e.g. ``{"mask_guidance": 4.0}``); ``gate`` (``{"dice": T, "real": train part,
+    "tries": N}``) keeps only pairs the judge of the train part scores at Dice >= T (``synthaug.gate``).
     """
     steps, scheduler, key = sampler_setting(record, steps, scheduler)
+    key += variant_key(options, gate)
     if backgrounds is not None:
         ids = sorted(r.case_id for r in backgrounds.records)
         key += "-realbg-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]
@@ -112,20 +129,27 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
                     kwargs = {k_: v for k_, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
                     # torch engine: banks are keyed by checkpoint hash and settings, and were made with torch;
                     # the OpenVINO engine rounds differently, so a resumed bank would mix the two
-                    gen = create_generator(record["path"], engine="torch", **kwargs)
-                partial = done.with_name(done.name + ".partial")
-                shutil.rmtree(partial, ignore_errors=True)
-                t0 = time.time()
-                sample_to_folder(gen, chunk, partial, seed=chunk_seed(label, k), tumour_type=label or "mixed",
-                                 batch_size=batch_size, background_from=backgrounds)
-                seconds += time.time() - t0
-                partial.rename(done)
+                    gen = create_generator(record["path"], engine="torch", **kwargs, **(options or {}))
+                folder.mkdir(parents=True, exist_ok=True)
+                with FileLock(str(done) + ".lock"):  # a second benchmark process waits, then finds it done
+                    if not (done / "pairs.json").is_file():
+                        partial = done.with_name(done.name + ".partial")
+                        shutil.rmtree(partial, ignore_errors=True)
+                        t0 = time.time()
+                        sample_to_folder(gen, chunk, partial, seed=chunk_seed(label, k), tumour_type=label or "mixed",
+                                         batch_size=batch_size, background_from=backgrounds,
+                                         **({"gate_dice": gate["dice"], "gate_data": gate["real"],
+                                             "gate_tries": gate.get("tries", DEFAULT_TRIES)} if gate else {}))
+                        seconds += time.time() - t0
+                        partial.rename(done)
             chunks.append(done)
         entries[label] = [e for c in chunks for e in PairBank.open(c).entries][:n]
     if seconds:
         print(f"bank {key}: generated in {seconds:.0f} s", flush=True)
-    return Bank(key, entries, seconds, {"folder": str(root), "steps": steps, "scheduler": scheduler,
-                                        "pairs": {k or "unlabelled": len(v) for k, v in entries.items()}})
+    made = {"folder": str(root), "steps": steps, "scheduler": scheduler, "options": options or {},
+            "gate": {k: v for k, v in gate.items() if k != "real"} if gate else None,
+            "pairs": {k or "unlabelled": len(v) for k, v in entries.items()}}
+    return Bank(key, entries, seconds, made)
 
 
 def bank_need(n_real: int, conditions: list, shares: dict, background: str = "synthetic") -> dict:

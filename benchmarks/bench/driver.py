@@ -12,6 +12,21 @@ from benchmarks.bench.report import write_report
 from benchmarks.bench.runs import Task, run_matrix
 from benchmarks.bench.splits import benchmark_splits, class_shares
 from benchmarks.common import RESULTS
+from synthaug.gate import DEFAULT_TRIES
+
+
+def sampler_options(items: list[str]) -> dict:
+    """``["mask_guidance=4", "mask_guidance_until=0.5"]`` -> ``{"mask_guidance": 4.0, ...}`` (numbers parsed)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--sampler-option {item!r}: write KEY=VALUE, e.g. mask_guidance=4")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            out[key.strip()] = value.strip()
+    return out
 
 
 def parse_args(task: Task, argv=None) -> argparse.Namespace:
@@ -34,6 +49,11 @@ def parse_args(task: Task, argv=None) -> argparse.Namespace:
     ap.add_argument("--no-bf16", action="store_true", help="train and predict in float32")
     ap.add_argument("--steps", type=int, help="sampler steps for the bank (default: the checkpoint's)")
     ap.add_argument("--scheduler", help="ddim, dpm++ or unipc (default: the checkpoint's)")
+    ap.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a generator keyword for the bank, e.g. mask_guidance=4 (PIG); part of the bank's key")
+    ap.add_argument("--gate-dice", type=float, help="quality gate for the bank: keep pairs the judge of the train "
+                                                    "part scores at Dice >= T (synthaug.gate)")
+    ap.add_argument("--gate-tries", type=int, default=DEFAULT_TRIES, help="draws per pair before the gate gives up")
     ap.add_argument("--bank-batch-size", type=int, default=16)
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"), help="bank and per-run JSON cache")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
@@ -110,9 +130,12 @@ def main(task: Task, argv=None) -> Path:
     for background in ("synthetic", "real"):
         if any(c.synthetic and c.background == background for c in plan["conditions"]):
             need = bank_need(len(split["sets"]["train"]), plan["conditions"], shares, background)
+            gate = ({"dice": args.gate_dice, "real": split["sets"]["train"], "tries": args.gate_tries}
+                    if args.gate_dice is not None else None)
             banks[background] = ensure_bank(record, args.work, need, plan["steps"], plan["scheduler"],
                                             plan["chunk"], args.bank_batch_size, generate=not args.report_only,
-                                            backgrounds=split["sets"]["train"] if background == "real" else None)
+                                            backgrounds=split["sets"]["train"] if background == "real" else None,
+                                            options=sampler_options(args.sampler_option), gate=gate)
     runs = run_matrix(task, plan, split["sets"], banks, shares, args.work, args.profile, args.report_only)
     bank = banks.get("synthetic") or banks.get("real")
     return write_report(task, args, plan, split, record, bank, shares, runs, t0)

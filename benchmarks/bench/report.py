@@ -214,6 +214,12 @@ def generator_notes(gen: dict, bank: dict | None, names: dict) -> list[str]:
     if bank:
         out.append(f"- Bank: {bank['pairs']} pairs sampled with {bank['scheduler']} x {bank['steps']} steps "
                    "at the real class shares; each ratio and seed uses a fixed subset of it.")
+        if bank.get("options"):
+            out.append(f"- Sampler options: {', '.join(f'{k}={v}' for k, v in sorted(bank['options'].items()))}.")
+        if bank.get("gate"):
+            g = bank["gate"]
+            out.append(f"- Quality gate: only pairs the judge (trained on the benchmark's train part only) scores at "
+                       f"Dice >= {g['dice']:g}, up to {g.get('tries')} draws per pair.")
     out.append(f"- Training data per its model card: {gen['card_data'] or 'not stated (no model card)'}."
                + (f" Its synthaug.json lists {gen['training_cases']} training case ids, all in the BUSI train split."
                   if gen["busi_train_only"] else " **Not confirmed to be the BUSI train split only.**"))

@@ -13,6 +13,9 @@ and is skipped when present, so a killed matrix resumes where it stopped. A run 
 keeps ``<same name>.state.pt`` (training state, best checkpoint, curve, seconds so far; rewritten
 after every epoch, deleted once the JSON is written), so a killed run resumes from its last
 finished epoch with the JSON it would have had uninterrupted (only the timings differ).
+A run holds ``<same name>.lock`` (filelock) while it trains: a second process started on the same
+matrix skips the runs another one holds and takes the next free one, so two cores (or GPUs) can
+work through one matrix without training a run twice or writing one file from two processes.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from filelock import FileLock, Timeout
 
 from benchmarks.bench.banks import Bank, bank_subset
 from benchmarks.bench.conditions import COPY_PASTE, TrainCondition
@@ -182,6 +186,18 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def _train_locked(task, model, cond, seed, data, bank, shares, s, path: Path, tag: str) -> dict:
+    """Train (or resume) one run whose lock the caller holds; write its JSON, then drop its state."""
+    print(f"{tag} {time.strftime('%H:%M:%S')} {task.name} {model} {cond.name} seed {seed}", flush=True)
+    state = path.with_suffix(".state.pt")  # the run's training state while it is in progress
+    if state.is_file():
+        print("  resuming from its saved training state", flush=True)
+    run = run_one(task, model, cond, seed, data, bank, shares, s, state_path=state)
+    write_json_atomic(path, run)
+    state.unlink(missing_ok=True)
+    return run
+
+
 def run_matrix(task: Task, plan: dict, data: dict, banks: dict[str, Bank], shares: dict, work: Path, profile: str,
                report_only: bool) -> list[dict]:
     """Every (model, seed, condition), models outermost, then seeds, then conditions in the order given
@@ -197,14 +213,23 @@ def run_matrix(task: Task, plan: dict, data: dict, banks: dict[str, Bank], share
             continue
         if report_only:
             continue
-        print(f"[{i}/{len(jobs)}] {time.strftime('%H:%M:%S')} {task.name} {model} {cond.name} seed {seed}", flush=True)
-        state = path.with_suffix(".state.pt")  # the run's training state while it is in progress
-        if state.is_file():
-            print("  resuming from its saved training state", flush=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        run = run_one(task, model, cond, seed, data, bank, shares, s, state_path=state)
-        write_json_atomic(path, run)
-        state.unlink(missing_ok=True)
+        lock = FileLock(str(path.with_suffix(".lock")))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"[{i}/{len(jobs)}] {task.name} {model} {cond.name} seed {seed}: another process is training it, "
+                  "skipped", flush=True)
+            continue
+        try:
+            if path.is_file():  # finished by another process between the check above and the lock
+                runs.append(json.loads(path.read_text(encoding="utf-8")))
+                continue
+            run = _train_locked(task, model, cond, seed, data, bank, shares, s, path, f"[{i}/{len(jobs)}]")
+        finally:
+            lock.release()
+            if path.is_file():  # safe to drop: whoever locks a stale lock file next finds the JSON and skips
+                Path(lock.lock_file).unlink(missing_ok=True)
         scores = {split: round(m[task.metrics[0]], 4) for split, m in run["metrics"].items()}
         best = f" best epoch {run['best_epoch']}/{run['epochs_run']}" if "best_epoch" in run else ""
         print(f"  {run['seconds']:.0f} s{best}  {task.metrics[0]} {scores}  -> {path}", flush=True)

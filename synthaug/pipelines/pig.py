@@ -65,9 +65,15 @@ class PIGPipeline(DiffusionPipeline):
         labels: Sequence[str | None] | None = None,
         bf16: bool = True,
         progress: bool = True,
+        mask_guidance: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (masks, images) in [-1, 1], shape (B, 1, H, W): both at the model resolution, or with a VAE
-        the masks at the latent grid and the images decoded to the VAE's resolution."""
+        the masks at the latent grid and the images decoded to the VAE's resolution.
+
+        ``mask_guidance`` w > 0 steers the image toward its mask, classifier-free-guidance style:
+        eps_y = eps(empty mask) + (1 + w) (eps(x0_hat) - eps(empty mask)). The empty mask is the
+        "no lesion here" condition (trained as such with the objective's ``mask_dropout``), so the contrast
+        is the lesion the mask asks for. One doubled batch per step."""
         device = self.model_x.device
         res = self.model_x.config.sample_size
         shape = (batch_size, self.model_x.config.out_channels, res, res)
@@ -90,13 +96,24 @@ class PIGPipeline(DiffusionPipeline):
             with amp:
                 eps_x = self.model_x(torch.cat([x, y], 1), tt, class_labels=cls_x).sample.float()
             x0_hat = predict_x0(x, eps_x, alphas[tt])
-            with amp:
-                eps_y = self.model_y(torch.cat([x0_hat, y], 1), tt, class_labels=cls_y).sample.float()
+            eps_y = self._eps_image(x0_hat, y, tt, cls_y, mask_guidance, amp)
             x = sched_x.step(eps_x, t, x).prev_sample
             y = sched_y.step(eps_y, t, y).prev_sample
         if latent:
             y = self.decode(y)
         return x.clamp(-1, 1), y.clamp(-1, 1)
+
+    def _eps_image(self, cond, y, tt, cls, w: float, amp) -> torch.Tensor:
+        """model_y's noise prediction for image y given mask ``cond``, mask-guided when w > 0."""
+        if w <= 0:
+            with amp:
+                return self.model_y(torch.cat([cond, y], 1), tt, class_labels=cls).sample.float()
+        empty = torch.full_like(cond, -1.0)
+        both = torch.cat([torch.cat([cond, y], 1), torch.cat([empty, y], 1)])
+        with amp:
+            eps = self.model_y(both, tt.repeat(2), class_labels=None if cls is None else cls.repeat(2)).sample.float()
+        eps_c, eps_u = eps.chunk(2)
+        return eps_u + (1 + w) * (eps_c - eps_u)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled VAE latents -> grey images in [-1, 1] (fp32: the decoder is a small share of the cost)."""
@@ -123,21 +140,23 @@ class PigGenerator(PairGenerator):
     default_steps = 256
 
     def __init__(self, pipe: PIGPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
-                 bf16: bool = True):
+                 bf16: bool = True, mask_guidance: float | None = None):
         self.pipe = pipe
         self.info = info
         self.resolution = int(info.get("output_size", pipe.model_x.config.sample_size))
         self.steps = check_steps(steps) or int(info.get("default_steps", self.default_steps))
         self.scheduler = scheduler or info.get("default_scheduler", "ddim")
         self.bf16 = bf16
+        self.mask_guidance = float(info.get("default_mask_guidance", 0.0) if mask_guidance is None else mask_guidance)
         self.conditions = frozenset({"label"}) if pipe.model_x.config.num_class_embeds else frozenset()  # as checkpoint_conditions
 
     @classmethod
     def from_pretrained(cls, path, device: str = "cpu", steps: int | None = None, scheduler: str | None = None,
-                        bf16: bool = True, **kwargs):
+                        bf16: bool = True, mask_guidance: float | None = None, **kwargs):
         path = Path(path)
         pipe = load_pipeline(PIGPipeline, path, device)
-        return cls(pipe, read_generator_info(path), steps=steps, scheduler=scheduler, bf16=bf16)
+        return cls(pipe, read_generator_info(path), steps=steps, scheduler=scheduler, bf16=bf16,
+                   mask_guidance=mask_guidance)
 
     @classmethod
     def checkpoint_conditions(cls, path: Path) -> frozenset[str]:
@@ -148,9 +167,13 @@ class PigGenerator(PairGenerator):
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         labels = [c.label for c in conditions]
         masks, images = self.pipe(len(seeds), generator=gens, num_inference_steps=self.steps,
-                                  scheduler=self.scheduler, labels=labels, bf16=self.bf16, progress=False)
+                                  scheduler=self.scheduler, labels=labels, bf16=self.bf16, progress=False,
+                                  mask_guidance=self.mask_guidance)
+        meta = {"steps": self.steps, "scheduler": self.scheduler}
+        if self.mask_guidance:
+            meta.update(mask_guidance=self.mask_guidance)
         return [
-            Pair(img, msk, {"label": lab, "steps": self.steps, "scheduler": self.scheduler})
+            Pair(img, msk, {"label": lab, **meta})
             for (img, msk), lab in zip(to_pairs(masks, images, self.resolution), labels)
         ]
 

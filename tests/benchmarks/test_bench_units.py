@@ -63,6 +63,32 @@ def test_real_background_conditions_use_their_own_bank_of_train_part_backgrounds
     assert rbank.key != fbank.key and "realbg" in rbank.key
 
 
+def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generator(monkeypatch, tmp_path):
+    from benchmarks.bench import banks
+    from benchmarks.bench.driver import sampler_options
+
+    assert sampler_options(["mask_guidance=4", "scheduler_name=ddim"]) == {"mask_guidance": 4.0,
+                                                                          "scheduler_name": "ddim"}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        sampler_options(["mask_guidance"])
+    made, sampled = [], []
+    monkeypatch.setattr(banks, "create_generator", lambda path, **k: made.append(k) or "gen")
+    monkeypatch.setattr(banks, "sample_to_folder", lambda gen, n, out, **k: sampled.append(k) or out.mkdir(parents=True))
+    monkeypatch.setattr(banks.PairBank, "open", classmethod(lambda cls, folder: type("B", (), {"entries": []})()))
+    record = {"generator": "pig", "checkpoint_hash": "h", "info": {}, "path": "p"}
+    train = PairDataset([Record(np.zeros((8, 8), np.uint8), np.ones((8, 8), bool), "benign", f"c{i}")
+                         for i in range(3)])
+    plain = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4)
+    guided = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4, options={"mask_guidance": 4.0})
+    gated = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4, options={"mask_guidance": 4.0},
+                              gate={"dice": 0.5, "real": train, "tries": 7})
+    assert len({plain.key, guided.key, gated.key}) == 3 and guided.key.endswith("-mask_guidance4")
+    assert made[1]["mask_guidance"] == 4.0 and "mask_guidance" not in made[0]
+    assert "gate_dice" not in sampled[1] and (sampled[2]["gate_dice"], sampled[2]["gate_data"],
+                                              sampled[2]["gate_tries"]) == (0.5, train, 7)
+    assert gated.record["gate"] == {"dice": 0.5, "tries": 7} and guided.record["options"] == {"mask_guidance": 4.0}
+
+
 @pytest.mark.parametrize("bad", ["bus", "bus 0%", "25", "bus 25% + flip", "real + ordinary", "Bus 25%", ""])
 def test_unknown_condition_names_are_refused(bad):
     with pytest.raises(SystemExit, match="unknown condition"):

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench.conditions import TrainCondition  # noqa: E402
-from benchmarks.bench.runs import Task, run_matrix  # noqa: E402
+from benchmarks.bench.runs import Task, run_matrix, run_path  # noqa: E402
 from integrations.smp_timm._loop import fit  # noqa: E402
 from synthaug.data.datasets import PairDataset, Record  # noqa: E402
 
@@ -151,3 +151,26 @@ def test_a_killed_run_resumes_to_the_same_json_and_weights_and_drops_its_state_f
     assert run["train_seconds"] >= saved["extra"]["seconds"]  # the earlier session's seconds are counted
     assert same_weights(trained[-1], uninterrupted[-1])  # the best epoch's weights, restored
     assert not state.exists() and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_run_locked_by_another_process_is_skipped_then_trained_once_free(tmp_path):
+    """Two processes on one matrix: the second skips the run the first holds (no second training, no
+    file written), and trains it once the lock is free; the lock file goes with the finished run."""
+    from filelock import FileLock
+
+    data = {"train": PairDataset(records(6)), "val": PairDataset(records(3, 1))}
+    plan = {"settings": {"epochs": 2, "batch_size": 2, "lr": 0.05, "bf16": False, "select": "best-val"},
+            "models": ["toy"], "seeds": [0, 1], "conditions": [TrainCondition.parse("real")]}
+    task = toy_task([], {})
+    first = run_path(tmp_path, task, "toy", plan["settings"], None, "toy", plan["conditions"][0], 0)
+    first.parent.mkdir(parents=True)
+    held = FileLock(str(first.with_suffix(".lock")))  # what the other process holds while training seed 0
+    held.acquire()
+    try:
+        runs = run_matrix(task, plan, data, {}, {None: 1.0}, tmp_path, "toy", report_only=False)
+        assert [r["seed"] for r in runs] == [1] and not first.exists()
+    finally:
+        held.release()
+    runs = run_matrix(task, plan, data, {}, {None: 1.0}, tmp_path, "toy", report_only=False)
+    assert [r["seed"] for r in runs] == [0, 1] and first.is_file()
+    assert sorted(p.suffix for p in first.parent.iterdir()) == [".json", ".json"]

@@ -69,3 +69,39 @@ def test_missing_component_is_reported(tiny_pig_dir, tmp_path):
     shutil.rmtree(broken / "model_y")
     with pytest.raises(SynthaugError, match="missing model_y"):
         create_generator(broken)
+
+
+def test_mask_guidance_is_cfg_against_the_empty_mask_and_zero_keeps_the_plain_sampler(tiny_pig_dir):
+    """w = 0 is exactly the unguided sampler; w > 0 is eps(empty) + (1 + w)(eps(mask) - eps(empty)),
+    batched in one forward pass, and only the image chain's prediction changes."""
+    from contextlib import nullcontext
+
+    gen = create_generator(tiny_pig_dir)
+    pipe = gen.pipe
+    cond, y = torch.rand(2, 1, 16, 16) * 2 - 1, torch.randn(2, 1, 16, 16)
+    tt, cls = torch.tensor([900, 900]), torch.tensor([0, 1])
+    with torch.no_grad():
+        plain = pipe._eps_image(cond, y, tt, cls, 0.0, nullcontext())
+        direct = pipe.model_y(torch.cat([cond, y], 1), tt, class_labels=cls).sample
+        empty = pipe.model_y(torch.cat([torch.full_like(cond, -1), y], 1), tt, class_labels=cls).sample
+        guided = pipe._eps_image(cond, y, tt, cls, 3.0, nullcontext())
+    assert torch.equal(plain, direct)
+    assert torch.allclose(guided, empty + 4 * (direct - empty), atol=1e-5)
+    assert not torch.allclose(guided, direct, atol=1e-3)
+
+    base = gen.sample(seeds=[5], conditions=[Condition("benign")])[0]
+    zero = create_generator(tiny_pig_dir, mask_guidance=0.0).sample(seeds=[5], conditions=[Condition("benign")])[0]
+    strong = create_generator(tiny_pig_dir, mask_guidance=4.0).sample(seeds=[5], conditions=[Condition("benign")])[0]
+    assert np.array_equal(base.image, zero.image) and "mask_guidance" not in base.meta
+    assert not np.array_equal(base.image, strong.image) and strong.meta["mask_guidance"] == 4.0
+
+
+def test_mask_guidance_default_comes_from_the_checkpoint(tiny_pig_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "guided"
+    shutil.copytree(tiny_pig_dir, folder)
+    info = json.loads((folder / "synthaug.json").read_text(encoding="utf-8"))
+    (folder / "synthaug.json").write_text(json.dumps({**info, "default_mask_guidance": 2.5}), encoding="utf-8")
+    assert create_generator(folder).mask_guidance == 2.5
+    assert create_generator(folder, mask_guidance=0).mask_guidance == 0.0  # the caller's choice wins

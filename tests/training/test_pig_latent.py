@@ -82,3 +82,18 @@ def test_latent_needs_a_vae_and_has_no_image_only_baseline():
         create_objective("pig", {"latent": True})
     with pytest.raises(SynthaugError, match="image-only"):
         create_objective("ddpm-image", {"latent": True, "vae": "checkpoints/vae-busi-128"})
+
+
+@pytest.mark.parametrize("p, empty", [(1.0, True), (0.0, False)])
+def test_mask_dropout_shows_model_y_the_empty_mask(cases, p, empty):
+    """mask_dropout trains the "no lesion" condition that mask guidance contrasts against."""
+    recipe = load_recipe("pig", "latent-tiny")
+    assert recipe["model"]["mask_dropout"] == 0.1
+    objective = create_objective("pig", {**recipe["model"], "mask_dropout": p, "guider_cond_prob": 0.0})
+    objective.prepare(cases)
+    models, seen = objective.trainable(), []
+    models["model_y"].register_forward_pre_hook(lambda m, args: seen.append(args[0][:, :1].clone()))
+    batch = torch.utils.data.default_collate([cases[i] for i in range(4)])
+    objective.loss(batch, models)
+    assert bool((seen[0] == -1).all()) == empty
+    assert objective.info["mask_dropout"] == p

@@ -5,6 +5,8 @@ mask x0 (the paper) or, with probability ``guider_cond_prob``, the guider's
 detached one-step prediction x0_hat (as the official code does): sampling feeds
 model_y x0_hat, so training on it too closes that train/test gap at no extra
 cost (x0_hat comes from the guider forward pass already computed for its loss).
+``mask_dropout`` replaces model_y's mask by the empty one (all -1, "no lesion") that often, so
+sampling can guide the image toward its mask against that learned contrast (``mask_guidance``).
 
 ``latent: true`` (+ ``vae``: a trained AutoencoderKL folder) runs the image chain
 on the frozen VAE's scaled latent and the mask chain at the latent grid (the mask
@@ -45,9 +47,11 @@ class PigObjective:
         class_conditional: bool = True,
         class_dropout: float = 0.1,
         guider_cond_prob: float = 0.5,
+        mask_dropout: float = 0.0,
         num_train_timesteps: int = 1024,
         default_steps: int = 256,
         default_scheduler: str = "ddim",
+        default_mask_guidance: float = 0.0,
         image_only: bool = False,
         hflip: bool = True,
         latent: bool = False,
@@ -55,6 +59,7 @@ class PigObjective:
     ):
         self.resolution, self.output_size = resolution, output_size
         self.class_dropout, self.guider_cond_prob, self.hflip = class_dropout, guider_cond_prob, hflip
+        self.mask_dropout = mask_dropout
         self.image_only = image_only
         self.noise = training_scheduler(num_train_timesteps)
         self.n_classes = 3 if class_conditional else None  # benign, malignant, null
@@ -76,8 +81,8 @@ class PigObjective:
         if not image_only:
             self.models["model_x"] = pixel_unet(in_ch, 1, size, num_class_embeds=self.n_classes, **unet)
         self.info = {"resolution": resolution, "output_size": output_size, "class_conditional": class_conditional,
-                     "guider_cond_prob": guider_cond_prob, "default_steps": default_steps,
-                     "default_scheduler": default_scheduler}
+                     "guider_cond_prob": guider_cond_prob, "mask_dropout": mask_dropout, "default_steps": default_steps,
+                     "default_scheduler": default_scheduler, "default_mask_guidance": default_mask_guidance}
         if self.latent:
             self.info.update(latent=True, latent_size=size, vae=str(vae),
                              scaling_factor=float(self.vae.config.scaling_factor), mask_downsample="area")
@@ -172,6 +177,9 @@ class PigObjective:
             x0_hat = predict_x0(xt, eps_x.detach(), alpha_bar)
             use_hat = (torch.rand(b, device=x0.device) < self.guider_cond_prob).view(-1, 1, 1, 1)
             cond = torch.where(use_hat, x0_hat, x0)
+        if self.mask_dropout > 0:  # the empty mask ("no lesion"): the unconditional branch of mask guidance
+            drop = (torch.rand(b, device=x0.device) < self.mask_dropout).view(-1, 1, 1, 1)
+            cond = torch.where(drop, torch.full_like(cond, -1.0), cond)
         eps_y = models["model_y"](torch.cat([cond, yt], 1), t, class_labels=cls).sample.float()
         loss_y = F.mse_loss(eps_y, ny)
         return loss_x + loss_y, {"loss_x": loss_x.item(), "loss_y": loss_y.item()}
