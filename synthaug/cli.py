@@ -336,16 +336,20 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments):
 @click.option("--gate-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Real training cases the gate's judge learns from (nnU-Net raw folder or BUSI release); "
                    "default: --background-from.")
+@click.option("--mask-guidance", type=float, default=None,
+              help="PIG only: guidance of the image toward its mask (0 none; checkpoint default if unset). "
+                   "Higher makes more coherent pairs at some cost in realism.")
 @_friendly
 def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device, background_from, engine,
-           threads, gate_dice, gate_tries, judge, gate_data):
+           threads, gate_dice, gate_tries, judge, gate_data, mask_guidance):
     """Write N generated pairs (images/, masks/, pairs.json) and a preview grid PNG."""
     from .sampling import sample_to_folder
 
     folder = sample_to_folder(generator, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box), steps=steps,
                               scheduler=scheduler, batch_size=batch_size, device=device,
                               background_from=background_from, engine=engine, threads=_threads(threads),
-                              gate_dice=gate_dice, gate_data=gate_data, judge=judge, gate_tries=gate_tries)
+                              gate_dice=gate_dice, gate_data=gate_data, judge=judge, gate_tries=gate_tries,
+                              mask_guidance=mask_guidance)
     click.echo(str(folder))
 
 

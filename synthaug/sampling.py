@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io.images import write_json, write_png
-from .pipelines.base import LABELS, Condition, check_device, check_steps, create_generator, sample_cases
+from .errors import SynthaugError
+from .pipelines.base import (LABELS, Condition, check_device, check_steps, create_generator, resolve_checkpoint,
+                             sample_cases)
 from .preview import save_grid, save_mask_grid
 from .gate import DEFAULT_TRIES, GateUnreachable, with_gate
 from .threads import use_threads
@@ -13,7 +15,8 @@ from .threads import use_threads
 def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "mixed", box=None, steps=None,
                      scheduler=None, batch_size: int = 16, device: str = "cpu", background_from=None,
                   engine: str | None = "auto", threads: int | None = None, gate_dice: float | None = None,
-                  gate_data=None, judge=None, gate_tries: int = DEFAULT_TRIES) -> Path:
+                  gate_data=None, judge=None, gate_tries: int = DEFAULT_TRIES,
+                     mask_guidance: float | None = None) -> Path:
     """Write ``images/pair_NNNNN.png``, ``masks/pair_NNNNN.png`` (0/1), ``pairs.json`` and ``preview.png``.
 
     Pair i is case i of ``sample_cases``: its bytes do not depend on ``n`` or ``batch_size`` (kept for
@@ -22,10 +25,14 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
     named in the pair's meta as ``background``. ``engine`` and ``threads`` (see ``create_generator``) are
     recorded in pairs.json. ``gate_dice`` keeps only pairs the judge of ``gate_data`` (default:
     ``background_from``) or ``judge`` scores at Dice >= T (``synthaug.gate``); every pair is made before
-    the first file is written, so an unreachable gate writes nothing."""
+    the first file is written, so an unreachable gate writes nothing. ``mask_guidance`` (PIG only)
+    overrides the checkpoint's guidance of the image toward its mask (``PIGPipeline``)."""
     check_steps(steps)
     check_device(device)
-    kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler}.items() if v is not None}
+    kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler, "mask_guidance": mask_guidance}.items()
+              if v is not None}
+    if mask_guidance is not None:
+        _check_mask_guidance(generator, mask_guidance)
     threads = use_threads(threads)
     gen = generator if hasattr(generator, "sample") else create_generator(generator, device=device, engine=engine,
                                                                           threads=threads, **kwargs)
@@ -63,6 +70,14 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
     save_grid(out / "preview.png", [pairs[i].image for i in order], [pairs[i].mask for i in order],
               titles=[titles[i] for i in order], ncol=ncol)
     return out
+
+
+def _check_mask_guidance(generator, w: float) -> None:
+    if w < 0:
+        raise SynthaugError(f"--mask-guidance must be >= 0, got {w:g}")
+    name = generator.name if hasattr(generator, "sample") else resolve_checkpoint(generator)[0].name
+    if name != "pig":
+        raise SynthaugError(f"--mask-guidance is a PIG sampler option; the {name} generator has none")
 
 
 def masks_to_folder(checkpoint, n: int, out, seed: int = 0, tumour_type: str | None = None, box=None,

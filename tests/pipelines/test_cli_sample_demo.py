@@ -27,6 +27,19 @@ def test_sample_writes_pairs_preview_and_a_readable_bank(tiny_pig_dir, tmp_path)
     assert len(bank) == 3 and bank[0].meta.get("label") == "malignant"
 
 
+def test_sample_mask_guidance_reaches_pig_and_is_refused_elsewhere(tiny_pig_dir, tmp_path):
+    args = ["sample", "-n", "2", "--steps", "2", "--seed", "3"]
+    res = CliRunner().invoke(main, args + ["--generator", str(tiny_pig_dir), "--out", str(tmp_path / "g"),
+                                           "--mask-guidance", "3"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "g" / "pairs.json").read_text(encoding="utf-8"))["pairs"]
+    assert {m["mask_guidance"] for m in meta.values()} == {3.0}
+    for bad, says in (([], "PIG sampler option"), (["--generator", str(tiny_pig_dir)], ">= 0")):
+        w = "-1" if bad else "2"
+        res = CliRunner().invoke(main, args + bad + ["--out", str(tmp_path / f"bad{w}"), "--mask-guidance", w])
+        assert res.exit_code != 0 and says in res.output and not (tmp_path / f"bad{w}").exists()
+
+
 def test_mixed_preview_has_a_benign_row_above_a_malignant_row(tiny_pig_dir, tmp_path):
     out = tmp_path / "s"
     res = CliRunner().invoke(main, ["sample", "--generator", str(tiny_pig_dir), "-n", "6", "--out", str(out),
