@@ -63,3 +63,17 @@ def area_stats(masks) -> dict:
     a = np.array([m.mean() for m in masks])
     return {"mean": float(a.mean()), "std": float(a.std()), "q10": float(np.quantile(a, 0.1)),
             "median": float(np.median(a)), "q90": float(np.quantile(a, 0.9))}
+
+
+def sampler_options(items: list[str]) -> dict:
+    """``["mask_guidance=4", "scheduler=ddim"]`` -> ``{"mask_guidance": 4.0, "scheduler": "ddim"}``: a generator's keywords from the command line (numbers parsed)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--sampler-option {item!r}: write KEY=VALUE, e.g. mask_guidance=4")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            out[key.strip()] = value.strip()
+    return out

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import area_stats, busi_sets, stu_set, write_results  # noqa: E402
+from benchmarks.common import area_stats, busi_sets, sampler_options, stu_set, write_results  # noqa: E402
 from benchmarks.pig_quality import real_models  # noqa: E402
 from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
 from synthaug import Condition, create_generator  # noqa: E402
@@ -63,7 +63,8 @@ def measure(gen, n: int, seed: int, seg, gate_judge, real_feats) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--generator", action="append", required=True, help="NAME=CHECKPOINT (repeatable)")
+    ap.add_argument("--generator", action="append", required=True,
+                    help="NAME=CHECKPOINT[@KEY=VALUE,...] (repeatable), e.g. pig=DIR@mask_guidance=4")
     ap.add_argument("--gate-dice", action="append", type=float, required=True, help="threshold (repeatable)")
     ap.add_argument("--gate-tries", type=int, default=20)
     ap.add_argument("--gate-data", type=Path, help="real training cases of the gate's judge (raw folder)")
@@ -87,14 +88,16 @@ def main(argv=None):
     rows = []
     for spec in args.generator:
         name, _, path = spec.partition("=")
-        plain = create_generator(path)
-        row = {"generator": name, "checkpoint": path, "gate": None, **measure(plain, args.n, args.seed, seg,
+        path, _, opts = path.partition("@")
+        options = sampler_options([o for o in opts.split(",") if o])
+        plain = create_generator(path, **options)
+        row = {"generator": name, "checkpoint": path, "options": options, "gate": None, **measure(plain, args.n, args.seed, seg,
                                                                              gate_judge, real_feats)}
         print(row, flush=True)
         rows.append(row)
         for t in args.gate_dice:
-            gen = with_gate(create_generator(path), t, judge=judge, tries=args.gate_tries)
-            row = {"generator": name, "checkpoint": path, "gate": t}
+            gen = with_gate(create_generator(path, **options), t, judge=judge, tries=args.gate_tries)
+            row = {"generator": name, "checkpoint": path, "options": options, "gate": t}
             try:
                 row.update(measure(gen, args.n, args.seed, seg, gate_judge, real_feats))
             except GateUnreachable as e:

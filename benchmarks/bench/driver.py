@@ -11,22 +11,9 @@ from benchmarks.bench.conditions import COPY_PASTE, parse_conditions
 from benchmarks.bench.report import write_report
 from benchmarks.bench.runs import Task, run_matrix
 from benchmarks.bench.splits import benchmark_splits, class_shares
-from benchmarks.common import RESULTS
+from benchmarks.common import RESULTS, sampler_options
 from synthaug.gate import DEFAULT_TRIES
 
-
-def sampler_options(items: list[str]) -> dict:
-    """``["mask_guidance=4", "mask_guidance_until=0.5"]`` -> ``{"mask_guidance": 4.0, ...}`` (numbers parsed)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"--sampler-option {item!r}: write KEY=VALUE, e.g. mask_guidance=4")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            out[key.strip()] = value.strip()
-    return out
 
 
 def parse_args(task: Task, argv=None) -> argparse.Namespace:

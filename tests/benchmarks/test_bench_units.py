@@ -65,7 +65,7 @@ def test_real_background_conditions_use_their_own_bank_of_train_part_backgrounds
 
 def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generator(monkeypatch, tmp_path):
     from benchmarks.bench import banks
-    from benchmarks.bench.driver import sampler_options
+    from benchmarks.common import sampler_options
 
     assert sampler_options(["mask_guidance=4", "scheduler_name=ddim"]) == {"mask_guidance": 4.0,
                                                                           "scheduler_name": "ddim"}
