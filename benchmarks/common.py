@@ -66,7 +66,8 @@ def area_stats(masks) -> dict:
 
 
 def sampler_options(items: list[str]) -> dict:
-    """``["mask_guidance=4", "scheduler=ddim"]`` -> ``{"mask_guidance": 4.0, "scheduler": "ddim"}``: a generator's keywords from the command line (numbers parsed)."""
+    """A generator's keywords from the command line, numbers parsed:
+    ``["mask_guidance=4", "scheduler=ddim"]`` -> ``{"mask_guidance": 4.0, "scheduler": "ddim"}``."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
