@@ -252,3 +252,15 @@ def test_busi_test_images_become_the_internal_test_when_present(busi_root, tmp_p
         assert len(sets["train"]) + len(sets["val"]) + len(sets["internal"]) == 30
     ids = [{r.case_id for r in sets[k].records} for k in ("train", "val", "internal")]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+
+
+@pytest.mark.parametrize("withheld", [True, False])
+def test_scores_on_cases_the_generator_saw_are_flagged_optimistic(withheld):
+    from benchmarks.bench.report import optimistic
+
+    meta = {"generator": {"ref": "bus"}, "split_names": {"test_withheld": withheld}}
+    bus, real = TrainCondition.parse("bus 25%"), TrainCondition.parse("ordinary")
+    assert optimistic(meta, bus, "val")  # validation is always inside the train split
+    assert optimistic(meta, bus, "internal") == withheld  # the carved internal test only while withheld
+    assert not optimistic(meta, bus, "external") and not optimistic(meta, real, "val")
+    assert not optimistic({**meta, "generator": None}, bus, "val")
