@@ -145,6 +145,58 @@ def mask_roundtrip(masks: list[np.ndarray], vae_path: str, grid: int = 32, batch
     return {"n_masks": len(masks), "size": size, "options": out}
 
 
+# ----------------------------------------------------------------------------- shipping
+def ship(folder: Path, dest: Path, guidance: float, rows: list[dict], refs: dict, note: str) -> Path:
+    """Make the export ``folder`` the shipped checkpoint ``dest``: its default mask guidance set, the BUSI
+    train case ids recorded (the benchmarks' fairness check), a model card with this curve's numbers at
+    that step and the replaced checkpoint's card kept below them; swapped in only when complete."""
+    import shutil
+
+    from synthaug.data.datasets import PairDataset
+    from synthaug.paths import data_root
+    from synthaug.pipelines.base import GENERATOR_INFO, write_generator_info
+    from synthaug.training.cards import record_training_data, write_train_card
+    from synthaug.training.recipes import load_recipe
+
+    info = json.loads((folder / GENERATOR_INFO).read_text(encoding="utf-8"))
+    if not any(r["train_steps"] == info["steps"] and guidance_of(r) == guidance for r in rows):
+        raise SystemExit(f"--ship: step {info['steps']} has no measurement at mask guidance {guidance:g}: "
+                         "add it to --guidance or --sweep")
+    new = dest.with_name(dest.name + ".new")
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.copytree(folder, new)
+    (new / "README.md").unlink(missing_ok=True)
+    write_generator_info(new, {**info, "default_mask_guidance": guidance})
+    data = "BUSI train split (../shared/data/BUSI/split.json)"
+    train = PairDataset.from_busi(data_root() / "BUSI", split="train", size=info["output_size"])
+    record_training_data(new, data, train)
+    here = [r for r in rows if r["train_steps"] == info["steps"]]
+    md = ["## Quality at this step (benchmarks/results/pig_latent_curve.md)", "",
+          "| mask guidance w | judge seg. Dice on generated | mask area (real) | FD | KID |", "|---|---|---|---|---|"]
+    md += [f"| {guidance_of(r):g}{' (default)' if guidance_of(r) == guidance else ''} | "
+           f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['area']['mean']:.3f} ({r['area_real']['mean']:.3f})"
+           f" | {r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |" for r in sorted(here, key=guidance_of)]
+    md += [f"| {name} | {ref['dice']:.3f} | {ref['area']:.3f} | {ref['fd']:.1f} | {ref['kid']:.4f} |"
+           for name, ref in refs.items()]
+    old = (dest / "README.md").read_text(encoding="utf-8") if (dest / "README.md").is_file() else ""
+    kept = old.split("\n## Metrics")[0].replace("\n#", "\n##")  # the replaced card, its headings one level down
+    notes = "\n".join([note.strip(), "", *md, "", "# The checkpoint this one replaced", "", kept.strip()])
+    write_train_card(new, load_recipe("pig", "latent-cpu-128"), data, len(train),
+                     metrics={"step": info["steps"], "default_mask_guidance": guidance,
+                              "rows": [{k: r[k] for k in ("options", "dice_real_segmenter_on_generated", "area",
+                                                          "frechet_distance", "kernel_distance", "pairs_per_second")}
+                                       for r in here]},
+                     notes=notes)
+    old_dir = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old_dir, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old_dir)
+    new.rename(dest)
+    shutil.rmtree(old_dir, ignore_errors=True)
+    print(f"shipped {folder} as {dest} (default mask guidance {guidance:g})", flush=True)
+    return dest
+
+
 # ----------------------------------------------------------------------------- curve
 def floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
@@ -216,6 +268,11 @@ def main(argv=None):
     ap.add_argument("--guidance", type=floats, default=[0.0],
                     help="mask guidance scales measured at every export, e.g. 0,4 (0: none)")
     ap.add_argument("--sweep", type=floats, default=[], help="more guidance scales, at the newest export only")
+    ap.add_argument("--note", default="", help="a sentence for the report (e.g. a recipe change along the run)")
+    ap.add_argument("--ship", type=Path, metavar="DEST", help="make the newest export the checkpoint DEST "
+                    "(e.g. checkpoints/pig-busi-128), with --ship-guidance as its default and a model card")
+    ap.add_argument("--ship-guidance", type=float, default=0.0)
+    ap.add_argument("--ship-note", default="", help="text for the shipped model card (why this step and w)")
     ap.add_argument("--mask-roundtrip", action="store_true", help="also measure the 32x32 mask representations")
     ap.add_argument("--vae", default="checkpoints/vae-busi-128")
     ap.add_argument("--name", default="pig_latent_curve")
@@ -288,7 +345,7 @@ def main(argv=None):
                   f"{ref['kid']:.4f} | – | – |")
     md += ["", "Targets (issue 16): judge Dice >= 0.70, mask area within ±30% of real, FD at least as good as bus. "
            "The reference rows are measured here with the same sampler, n, seed and judges; "
-           f"FD/KID are against the {len(real_train)} judge-train images."]
+           f"FD/KID are against the {len(real_train)} judge-train images."] + (["", args.note] if args.note else [])
     if roundtrip:
         md += ["", f"Mask representations at 32 x 32, round trip to {roundtrip['size']} px on the {roundtrip['n_masks']} "
                "BUSI train masks (threshold at the middle of the range):", "",
@@ -297,6 +354,8 @@ def main(argv=None):
             md.append(f"| {name} | {o['dice']:.4f} | {o['boundary_f_1px']:.4f} | {o['boundary_f_2px']:.4f} | "
                       f"{o['area_ratio']:.3f} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.ship and found:
+        ship(found[-1][1], args.ship, args.ship_guidance, rows, refs, args.ship_note)
     if rows:
         plot_curve(rows, refs, RESULTS / f"{args.name}.png")
         md += ["", f"![curve]({args.name}.png)"]
