@@ -65,16 +65,18 @@ def area_stats(masks) -> dict:
             "median": float(np.median(a)), "q90": float(np.quantile(a, 0.9))}
 
 
-def sampler_options(items: list[str]) -> dict:
-    """A generator's keywords from the command line, numbers parsed:
-    ``["mask_guidance=4", "scheduler=ddim"]`` -> ``{"mask_guidance": 4.0, "scheduler": "ddim"}``."""
+def sampler_options(items) -> dict:
+    """A generator's keywords from the command line, numbers parsed: ``["mask_guidance=4", "scheduler=ddim"]``
+    or ``"mask_guidance=4,scheduler=ddim"`` -> ``{"mask_guidance": 4, "scheduler": "ddim"}``."""
+    if isinstance(items, str):
+        items = items.split(",")
     out = {}
-    for item in items:
+    for item in filter(None, (i.strip() for i in items)):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SystemExit(f"--sampler-option {item!r}: write KEY=VALUE, e.g. mask_guidance=4")
+            raise SystemExit(f"option {item!r}: write KEY=VALUE, e.g. mask_guidance=4")
         try:
-            out[key.strip()] = float(value)
+            out[key.strip()] = float(value) if "." in value else int(value)
         except ValueError:
             out[key.strip()] = value.strip()
     return out

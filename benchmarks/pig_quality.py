@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import area_stats, busi_sets, write_results  # noqa: E402
+from benchmarks.common import area_stats, busi_sets, sampler_options, write_results  # noqa: E402
 from integrations.smp_timm import build_classifier, build_segmenter, train_classifier, train_segmenter  # noqa: E402
 from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
 from integrations.smp_timm.classification import predict_scores  # noqa: E402
@@ -75,18 +75,6 @@ def generate(gen, n: int, seed: int, batch_size: int):
     t0 = time.time()
     pairs = gen.sample(n, seed=seed, conditions=conds, batch_size=batch_size, progress=True)
     return pairs, time.time() - t0
-
-
-def parse_options(text: str) -> dict:
-    """``"ablation=mask-only,guidance_scale=2"`` -> generator keyword arguments (numbers as numbers)."""
-    out = {}
-    for item in filter(None, text.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            out[key.strip()] = float(value) if "." in value else int(value)
-        except ValueError:
-            out[key.strip()] = value.strip()
-    return out
 
 
 def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, real_feats, real_areas,
@@ -187,7 +175,7 @@ def main(argv=None):
                  "kernel_distance": kernel_distance(real_feats, heldout)}  # the floor a generator can reach
     print(reference, flush=True)
     models = [(args.label, args.generator, {})]
-    models += [(v.partition(":")[0], args.generator, parse_options(v.partition(":")[2])) for v in args.variant]
+    models += [(v.partition(":")[0], args.generator, sampler_options(v.partition(":")[2])) for v in args.variant]
     models += [(c.partition("=")[0], c.partition("=")[2], {}) for c in args.compare]
     rows = [reference]
     for s in args.setting or ["ddim:256:32", "dpm++:20:128"]:

@@ -67,8 +67,8 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
     from benchmarks.bench import banks
     from benchmarks.common import sampler_options
 
-    assert sampler_options(["mask_guidance=4", "scheduler_name=ddim"]) == {"mask_guidance": 4.0,
-                                                                          "scheduler_name": "ddim"}
+    assert sampler_options(["mask_guidance=4.5", "scheduler_name=ddim"]) == {"mask_guidance": 4.5,
+                                                                            "scheduler_name": "ddim"}
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         sampler_options(["mask_guidance"])
     made, sampled = [], []
