@@ -35,6 +35,7 @@ from benchmarks.common import RESULTS, area_stats, busi_sets, write_results  # n
 from benchmarks.pig_quality import evaluate_setting, real_models  # noqa: E402
 from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
 from synthaug.metrics import image_features  # noqa: E402
+from synthaug.pipelines.base import checkpoint_hash  # noqa: E402
 
 JUDGES = ("real_segmenter.pt", "real_classifier.pt")
 
@@ -179,14 +180,17 @@ def ship(folder: Path, dest: Path, guidance: float, rows: list[dict], refs: dict
     md += [f"| {name} | {ref['dice']:.3f} | {ref['area']:.3f} | {ref['fd']:.1f} | {ref['kid']:.4f} |"
            for name, ref in refs.items()]
     old = (dest / "README.md").read_text(encoding="utf-8") if (dest / "README.md").is_file() else ""
-    kept = old.split("\n## Metrics")[0].replace("\n#", "\n##")  # the replaced card, its headings one level down
-    notes = "\n".join([note.strip(), "", *md, "", "# The checkpoint this one replaced", "", kept.strip()])
+    body = old.split("\n## Metrics")[0].partition("\n")[2]  # the replaced card without its title and JSON dump
+    kept = ("\n" + body).replace("\n#", "\n##")  # its headings one level down
+    notes = "\n".join([note.strip(), "", *md, "", "## The checkpoint this one replaced", "", kept.strip()])
     write_train_card(new, load_recipe("pig", "latent-cpu-128"), data, len(train),
                      metrics={"step": info["steps"], "default_mask_guidance": guidance,
                               "rows": [{k: r[k] for k in ("options", "dice_real_segmenter_on_generated", "area",
                                                           "frechet_distance", "kernel_distance", "pairs_per_second")}
                                        for r in here]},
                      notes=notes)
+    card = new / "README.md"  # titled by its final folder name, not the staging one
+    card.write_text(f"# {dest.name}\n" + card.read_text(encoding="utf-8").split("\n", 1)[1], encoding="utf-8")
     old_dir = dest.with_name(dest.name + ".old")
     shutil.rmtree(old_dir, ignore_errors=True)
     if dest.exists():
@@ -301,7 +305,8 @@ def main(argv=None):
                                                              "pixel PIG (shipped)=checkpoints/pig-busi-128"]
     for i, item in enumerate(compare):
         name, _, path = item.partition("=")
-        res = measure(path, cache / f"ref_{Path(path).name}_{tag}.json", scheduler, steps, args, seg, cls,
+        key = cache / f"ref_{Path(path).name}_{checkpoint_hash(path)[:12]}_{tag}.json"  # a replaced folder is remeasured
+        res = measure(path, key, scheduler, steps, args, seg, cls,
                       real_feats, real_areas)
         refs[name] = {"dice": res["dice_real_segmenter_on_generated"]["mean"], "area": res["area"]["mean"],
                       "fd": res["frechet_distance"], "kid": res["kernel_distance"], "color": colors[i % len(colors)],
@@ -310,11 +315,14 @@ def main(argv=None):
     rows = []
     found = exports(args.run)
     for train_steps, folder in found:
-        sweep = args.guidance + ([w for w in args.sweep if w not in args.guidance] if folder == found[-1][1] else [])
-        for w in sweep:  # the sweep's extra guidance scales at the newest export only
+        # the sweep's extra guidance scales are measured at the newest export only; earlier sweeps stay in
+        stem = f"{args.run.name}_step{train_steps}_{tag}"
+        cached = [float(f.stem.rpartition("_mg")[2]) for f in cache.glob(f"{stem}_mg*.json")]
+        sweep = sorted(set(args.guidance) | set(cached) | (set(args.sweep) if folder == found[-1][1] else set()))
+        for w in sweep:
             options = {"mask_guidance": w} if w else {}
             suffix = f"_mg{w:g}" if w else ""
-            res = measure(folder, cache / f"{args.run.name}_step{train_steps}_{tag}{suffix}.json", scheduler, steps,
+            res = measure(folder, cache / f"{stem}{suffix}.json", scheduler, steps,
                           args, seg, cls, real_feats, real_areas, options)
             res["train_steps"] = train_steps
             print({k: res[k] for k in ("train_steps", "frechet_distance", "kernel_distance")}, "w", w,

@@ -36,5 +36,5 @@ def test_ship_swaps_in_a_complete_checkpoint_and_keeps_the_old_card(tiny_pig_dir
     assert shipped["default_mask_guidance"] == 2.0 and shipped["training_data"]["n_cases"] == 518
     assert create_generator(dest).mask_guidance == 2.0
     card = (dest / "README.md").read_text(encoding="utf-8")
-    assert "| 2 (default) | 0.710 |" in card and "old numbers: Dice 0.224" in card and "smallest w" in card
+    assert card.startswith("# pig-busi-128\n") and "| 2 (default) | 0.710 |" in card and "old numbers: Dice 0.224" in card and "smallest w" in card
     assert not any(p.name.endswith((".new", ".old")) for p in tmp_path.iterdir())

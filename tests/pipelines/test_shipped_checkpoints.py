@@ -36,3 +36,18 @@ def test_the_default_generator_makes_pairs_where_its_masks_say():
         assert p.meta["label"] == label and 0 < p.mask.mean() < 0.6
         inside, outside = p.image[p.mask > 0].mean(), p.image[p.mask == 0].mean()
         assert inside < outside - 10  # a hypoechoic (darker) lesion under the mask, as in BUSI
+
+
+def test_the_shipped_pig_is_latent_mask_guided_and_paints_lesions_under_its_masks():
+    """checkpoints/pig-busi-128 (latent PIG): 128 px pairs, guidance on by default, and with it the image
+    is darker under the mask (a hypoechoic lesion), more so than without guidance."""
+    gen = create_generator("pig")
+    assert gen.mask_guidance == 2.0 and gen.pipe.vae is not None
+    conds = [Condition("malignant"), Condition("benign")] * 2
+    contrast = {}
+    for w in (0.0, 2.0):
+        pairs = create_generator("pig", mask_guidance=w).sample(4, seed=0, conditions=conds)
+        for p in pairs:
+            assert p.image.shape == p.mask.shape == (128, 128) and 0 < p.mask.mean() < 0.6
+        contrast[w] = np.mean([p.image[p.mask == 0].mean() - p.image[p.mask > 0].mean() for p in pairs])
+    assert contrast[2.0] > 10 and contrast[2.0] > contrast[0.0]
