@@ -89,10 +89,10 @@ def main(argv=None):
     for spec in args.generator:
         name, _, path = spec.partition("=")
         path, _, opts = path.partition("@")
-        options = sampler_options([o for o in opts.split(",") if o])
+        options = sampler_options(opts)
         plain = create_generator(path, **options)
-        row = {"generator": name, "checkpoint": path, "options": options, "gate": None, **measure(plain, args.n, args.seed, seg,
-                                                                             gate_judge, real_feats)}
+        row = {"generator": name, "checkpoint": path, "options": options, "gate": None,
+               **measure(plain, args.n, args.seed, seg, gate_judge, real_feats)}
         print(row, flush=True)
         rows.append(row)
         for t in args.gate_dice:

@@ -15,7 +15,6 @@ from benchmarks.common import RESULTS, sampler_options
 from synthaug.gate import DEFAULT_TRIES
 
 
-
 def parse_args(task: Task, argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=getattr(sys.modules.get("__main__"), "__doc__", None),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

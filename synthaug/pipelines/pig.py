@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .base import (GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, check_steps, load_pipeline,
                    read_generator_info, register_generator, to_uint8)
+from ..errors import SynthaugError
 from ..io.images import read_json
 from .saving import save_pipeline
 from .schedulers import make_scheduler
@@ -148,6 +149,8 @@ class PigGenerator(PairGenerator):
         self.scheduler = scheduler or info.get("default_scheduler", "ddim")
         self.bf16 = bf16
         self.mask_guidance = float(info.get("default_mask_guidance", 0.0) if mask_guidance is None else mask_guidance)
+        if not self.mask_guidance >= 0:  # a real check: negative (or NaN) guidance would push away from the mask
+            raise SynthaugError(f"mask guidance must be >= 0, got {self.mask_guidance:g}")
         self.conditions = frozenset({"label"}) if pipe.model_x.config.num_class_embeds else frozenset()  # as checkpoint_conditions
 
     @classmethod
