@@ -9,7 +9,7 @@ from pathlib import Path
 from benchmarks.bench.banks import bank_need, ensure_bank, generator_record
 from benchmarks.bench.conditions import COPY_PASTE, parse_conditions
 from benchmarks.bench.report import write_report
-from benchmarks.bench.runs import Task, run_matrix
+from benchmarks.bench.runs import Task, import_runs, run_matrix
 from benchmarks.bench.splits import benchmark_splits, class_shares
 from benchmarks.common import RESULTS, sampler_options
 from synthaug.gate import DEFAULT_TRIES
@@ -44,6 +44,9 @@ def parse_args(task: Task, argv=None) -> argparse.Namespace:
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"), help="bank and per-run JSON cache")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument("--name", help="results file stem (default <task>_<generator>_<profile>)")
+    ap.add_argument("--import-runs", type=Path, metavar="RESULTS_JSON",
+                    help="first copy the finished runs a results JSON records (same task, profile, settings and "
+                         "bank) into --work: continues a matrix on a machine without its work folder")
     ap.add_argument("--report-only", action="store_true", help="write the report from the runs done, train nothing")
     return ap.parse_args(argv)
 
@@ -122,6 +125,9 @@ def main(task: Task, argv=None) -> Path:
                                             plan["chunk"], args.bank_batch_size, generate=not args.report_only,
                                             backgrounds=split["sets"]["train"] if background == "real" else None,
                                             options=sampler_options(args.sampler_option), gate=gate)
+    if args.import_runs:
+        n = import_runs(args.import_runs, task, plan, banks, args.work, args.profile)
+        print(f"imported {n} finished runs from {args.import_runs}", flush=True)
     runs = run_matrix(task, plan, split["sets"], banks, shares, args.work, args.profile, args.report_only)
     bank = banks.get("synthetic") or banks.get("real")
     return write_report(task, args, plan, split, record, bank, shares, runs, t0)

@@ -198,6 +198,32 @@ def _train_locked(task, model, cond, seed, data, bank, shares, s, path: Path, ta
     return run
 
 
+def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], work: Path, profile: str) -> int:
+    """Seed ``work`` with the finished runs a results JSON records, so a matrix continues on a machine
+    that lost its work folder instead of training them again. A run is taken only when its task,
+    settings and bank key are exactly this plan's (a changed setting or generator trains anew);
+    runs already in ``work`` are never overwritten. Returns how many runs were written."""
+    recorded = json.loads(Path(report).read_text(encoding="utf-8"))
+    if recorded.get("task") != task.name or recorded.get("profile") != profile:
+        raise SystemExit(f"{report}: a {recorded.get('task')} / {recorded.get('profile')} report, not "
+                         f"{task.name} / {profile}")
+    conds = {c.name: c for c in plan["conditions"]}
+    written = 0
+    for run in recorded.get("runs", []):
+        cond = conds.get(run["condition"])
+        if cond is None or run["settings"] != plan["settings"]:
+            continue
+        bank = banks.get(cond.background) if cond.synthetic else None
+        if cond.synthetic and (bank is None or run["bank"] != bank.key):
+            continue
+        path = run_path(work, task, profile, plan["settings"], bank.key if bank else None, run["model"], cond,
+                        run["seed"])
+        if not path.is_file():
+            write_json_atomic(path, run)
+            written += 1
+    return written
+
+
 def run_matrix(task: Task, plan: dict, data: dict, banks: dict[str, Bank], shares: dict, work: Path, profile: str,
                report_only: bool) -> list[dict]:
     """Every (model, seed, condition), models outermost, then seeds, then conditions in the order given

@@ -174,3 +174,41 @@ def test_a_run_locked_by_another_process_is_skipped_then_trained_once_free(tmp_p
     runs = run_matrix(task, plan, data, {}, {None: 1.0}, tmp_path, "toy", report_only=False)
     assert [r["seed"] for r in runs] == [0, 1] and first.is_file()
     assert sorted(p.suffix for p in first.parent.iterdir()) == [".json", ".json"]
+
+
+def test_runs_recorded_in_a_results_json_seed_a_new_work_folder_and_are_not_trained_again(tmp_path):
+    """A machine without the work folder continues a matrix from the committed results JSON: runs with
+    this plan's settings and bank key are taken (and not retrained), others are left to train, and a
+    run already in the work folder is never overwritten."""
+    from types import SimpleNamespace
+
+    from benchmarks.bench.runs import import_runs
+
+    data = {"train": PairDataset(records(6)), "val": PairDataset(records(3, 1))}
+    real, bus = TrainCondition.parse("real"), TrainCondition.parse("bus 25%")
+    plan = {"settings": {"epochs": 2, "batch_size": 2, "lr": 0.05, "bf16": False, "select": "best-val"},
+            "models": ["toy"], "seeds": [0, 1], "conditions": [real]}
+    trained = []
+    task = toy_task(trained, {})
+    done = run_matrix(task, plan, data, {}, {None: 1.0}, tmp_path / "old", "toy", report_only=False)
+    other = {**done[0], "seed": 2, "settings": {**done[0]["settings"], "lr": 0.1}}  # another protocol
+    stale_bank = {**done[0], "condition": "bus 25%", "bank": "bus-old"}  # a bank this plan does not have
+    report = tmp_path / "results.json"
+    report.write_text(json.dumps({"task": "toy", "profile": "toy", "runs": done + [other, stale_bank]}))
+
+    plan["conditions"], plan["seeds"] = [real, bus], [0, 1, 2]
+    banks = {"synthetic": SimpleNamespace(key="bus-new")}
+    work = tmp_path / "new"
+    mine = run_path(work, task, "toy", plan["settings"], None, "toy", real, 1)
+    write = {**done[1], "train_seconds": -1.0}  # a run already in the new work folder
+    mine.parent.mkdir(parents=True)
+    mine.write_text(json.dumps(write))
+    assert import_runs(report, task, plan, banks, work, "toy") == 1  # seed 0 only
+    assert json.loads(mine.read_text())["train_seconds"] == -1.0
+    assert not run_path(work, task, "toy", plan["settings"], "bus-new", "toy", bus, 0).exists()
+    n_trained = len(trained)
+    plan["conditions"], plan["seeds"] = [real], [0, 1]
+    runs = run_matrix(task, plan, data, {}, {None: 1.0}, work, "toy", report_only=False)
+    assert len(trained) == n_trained and runs[0] == done[0]  # taken, not trained again
+    with pytest.raises(SystemExit, match="not toy / other"):
+        import_runs(report, task, plan, banks, work, "other")
