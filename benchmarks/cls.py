@@ -52,7 +52,7 @@ CLASSIFICATION = Task(
         "cpu": dict(models=["mobilenetv2_100", "efficientnet_b0", "resnet50", "densenet121"],
                     conditions=list(ALL_CONDITIONS), seeds=[0, 1, 2], epochs=None, train_steps=400, size=128,
                     cases=None, batch_size=16, lr=1e-3, steps=None, scheduler=None, chunk=32),
-        # Not yet sized by measurement for classification (see benchmarks/README.md): check the curves of seed 0.
+        # 40 epochs: real and ordinary flat over epochs 25-40 on seed 0 (benchmarks/README.md, measured 2026-12-01).
         "converged": dict(models=["mobilenetv2_100"], conditions=["real", "ordinary", "bus 25%", "bus 100%"],
                           seeds=[0, 1, 2], epochs=40, size=128, cases=None, batch_size=16, lr=1e-3, steps=None,
                           scheduler=None, chunk=32, select="best-val", patience=None),
