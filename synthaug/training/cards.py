@@ -35,6 +35,9 @@ def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: di
         f"- data: `{data}` ({n_cases} training cases; BUSI is read through split.json, train split only)",
         f"- steps: {info.get('steps')} at batch {info.get('batch_size')}, {info.get('mixed_precision')} autocast, EMA {info.get('ema_decay')}",
         f"- wall time: {info.get('train_minutes')} min of training",
+        *([f"- continued from `{info['init_from']}`: {info['steps'] - info['steps_this_run']} steps before, "
+           f"{info['steps_this_run']} in this run (steps and wall time above are the totals)"]
+          if info.get("init_from") else []),
         f"- model resolution {info.get('resolution')} px, output {info.get('output_size')} px",
         "",
         "## Settings",

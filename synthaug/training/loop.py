@@ -100,7 +100,7 @@ def _latest_state(states_dir: Path) -> Path | None:
 
 
 def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resume: bool = True,
-          on_step: Callable[[int], None] | None = None, progress: bool = True) -> Path:
+          on_step: Callable[[int], None] | None = None, progress: bool = True, start: dict | None = None) -> Path:
     """Train ``objective`` on ``dataset`` into ``out``; returns the exported checkpoint folder.
 
     ``out/states/step_N`` hold resumable accelerate states, ``out/log.jsonl`` the
@@ -109,6 +109,9 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
     ``on_step(step)`` is called once when training starts (after ``prepare`` and
     any resume) and after every step, so a caller (``synthaug fit``) can time
     steps and drive its own progress bar; ``progress=False`` hides this loop's bar.
+    ``start`` (``{"init_from", "steps", "train_minutes"}``) is what the checkpoint the weights were
+    initialised from had already trained: exports then report the totals, so a continued run's
+    checkpoints say how long their weights trained in all (``steps_this_run`` keeps this run's share).
     """
     out = Path(out)
     states_dir = out / "states"
@@ -171,8 +174,12 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
             for n, e in ema.items():
                 e.store(export_models[n].parameters())
                 e.copy_to(export_models[n].parameters())
-        info = {"steps": step, "train_minutes": round((seconds_before + time.time() - t0) / 60, 1),
+        minutes = (seconds_before + time.time() - t0) / 60
+        info = {"steps": step, "train_minutes": round(minutes, 1),
                 "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": cfg.mixed_precision}
+        if start:
+            info.update(steps=start["steps"] + step, steps_this_run=step, init_from=start["init_from"],
+                        train_minutes=round(start["train_minutes"] + minutes, 1))
         objective.export(export_models, folder, info)
         if ema:
             for n, e in ema.items():

@@ -101,6 +101,25 @@ def test_init_from_an_exported_checkpoint_restores_its_weights(tiny_pairs, tmp_p
     assert torch.allclose(got, saved["conv_in.weight"].float())  # fp16 on disk, fp32 in memory
 
 
+def test_a_continued_run_exports_its_total_steps_and_time(tiny_pairs, tmp_path):
+    from synthaug.training.cards import write_train_card
+    from synthaug.training.run import starting_point
+
+    cfg = TrainConfig(steps=3, batch_size=4, warmup_steps=1, save_every=1000, ema_decay=None)
+    first = train(create_objective("pig", TINY_MODEL), tiny_pairs, cfg, tmp_path / "a")
+    before = json.loads((first / "synthaug.json").read_text(encoding="utf-8"))
+    more = create_objective("pig", TINY_MODEL)
+    more.init_from(first)
+    cfg.steps = 2
+    final = train(more, tiny_pairs, cfg, tmp_path / "b", start=starting_point(first))
+    info = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))
+    assert (info["steps"], info["steps_this_run"], info["init_from"]) == (5, 2, str(first))
+    assert info["train_minutes"] >= before["train_minutes"]
+    card = write_train_card(final, {"objective": "pig", "name": "pig-tiny", "model": TINY_MODEL}, "tiny", 8)
+    assert f"continued from `{first}`: 3 steps before, 2 in this run" in card.read_text(encoding="utf-8")
+    assert starting_point(tmp_path)["steps"] == 0  # weights from elsewhere: nothing to add
+
+
 def test_recipe_overrides_by_set():
     from synthaug.training.recipes import apply_overrides
 
