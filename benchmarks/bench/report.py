@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmarks.bench.conditions import TrainCondition
 from benchmarks.bench.splits import SPLIT_SEED
-from benchmarks.bench.stats import VERDICT_RULE, mean_std, paired_bootstrap
+from benchmarks.bench.stats import VERDICT_RULE, case_breakdown, mean_std, paired_bootstrap
 from benchmarks.common import write_results
 from benchmarks.plots import plt, ratio_curve
 
@@ -84,6 +84,8 @@ def compare(task, runs: list[dict], conditions: list[TrainCondition], selection:
             for key, base in baselines.items():
                 if base and c.name != base and c.name in by and base in by:
                     res = paired_bootstrap(by[c.name], by[base], task.paired_metric, labels)
+                    if res and task.paired_metric == "mean":  # per-case scores: which cases moved
+                        res["cases"] = case_breakdown(by[c.name], by[base], ids)
                     if res:
                         out.setdefault(split, {}).setdefault(c.name, {})[key] = {"baseline": base, **res}
     return out
@@ -190,11 +192,36 @@ def comparison_tables(task, plan: dict, summary: dict, meta: dict, tests: list[s
                     name = c.name + (" †" if optimistic(meta, c, split) else "")
                     lines.append(f"| {name} | {fmt_diff(row.get('vs_real'))} | {fmt_diff(row.get('vs_classical'))} |")
             lines.append("")
+    lines += case_tables(plan, summary, meta, tests)
     if lines:
         lines += [f"Verdict rule: {VERDICT_RULE}. Bootstrap: 2000 resamples of the test cases, the same cases for "
                   "both conditions and all seeds, the difference averaged over the seeds both conditions have. The "
                   "CI covers the sampling of test cases, not of training seeds: the per-seed differences show "
                   "whether the sign holds on every seed.", ""]
+    return lines
+
+
+def case_tables(plan: dict, summary: dict, meta: dict, tests: list[str]) -> list[str]:
+    """Per model and test set, each condition against `real` case by case: a broad shift or a few failures."""
+    lines = []
+    for m in plan["models"]:
+        comp = summary["comparisons"].get(m, {})
+        for split in tests:
+            rows = [(c, comp.get(split, {}).get(c.name, {}).get("vs_real", {}).get("cases")) for c in plan["conditions"]]
+            rows = [(c, b) for c, b in rows if b]
+            if not rows:
+                continue
+            fail = rows[0][1]["fail_below"]
+            lines += [f"**Case by case against `real`, {m}, {ROLES[split]}** (each case's score averaged over the "
+                      f"seeds both have): a broad shift moves the median case, a few failures only the mean.", "",
+                      f"| condition | median case difference | cases worse | cases failed (< {fail:g}) that `real` "
+                      "gets | largest drops (case: real -> condition) |", "|---|---|---|---|---|"]
+            for c, b in rows:
+                drops = ", ".join(f"{i}: {x:.2f} -> {y:.2f}" for i, x, y in b["worst"])
+                name = c.name + (" †" if optimistic(meta, c, split) else "")
+                lines.append(f"| {name} | {b['median_case_diff']:+.3f} | {100 * b['share_worse']:.0f}% | "
+                             f"{', '.join(b['failed']) or 'none'} | {drops} |")
+            lines.append("")
     return lines
 
 

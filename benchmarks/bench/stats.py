@@ -14,6 +14,9 @@ over seeds takes the training noise out of the point estimate.
 
 **Verdict.** ``gain`` when the CI's lower bound is above 0, ``loss`` when its
 upper bound is below 0, else ``no detectable difference``.
+
+**Where a difference comes from** (``case_breakdown``, per-case metrics such as
+DSC): a broad shift moves the median case; a few failures move the mean alone.
 """
 from __future__ import annotations
 
@@ -79,3 +82,19 @@ def paired_bootstrap(cond: dict, base: dict, metric: str = "mean", labels=None, 
     low, high = (float(q) for q in np.percentile(boot, [2.5, 97.5]))
     return {"diff": float(np.mean(per_seed)), "per_seed": dict(zip(seeds, per_seed)), "ci": [low, high],
             "verdict": verdict(low, high), "n_seeds": len(seeds), "n_cases": int(n), "n_boot": int(boot.size)}
+
+
+def case_breakdown(cond: dict, base: dict, ids: list[str], worst: int = 3, fail: float = 0.1) -> dict:
+    """Per test case, each metric averaged over the seeds both have: the median case difference, the share of
+    cases that got worse, the cases a condition fails (below ``fail``) that the baseline does not, and the
+    ``worst`` largest drops as (case id, baseline, condition)."""
+    seeds = sorted(set(cond) & set(base))
+    if not seeds:
+        return {}
+    a = np.mean([np.asarray(cond[s], dtype=float) for s in seeds], axis=0)
+    b = np.mean([np.asarray(base[s], dtype=float) for s in seeds], axis=0)
+    d = a - b
+    failed = [ids[i] for i in np.flatnonzero((a < fail) & (b >= fail))]
+    return {"median_case_diff": float(np.median(d)), "share_worse": float(np.mean(d < 0)), "fail_below": fail,
+            "failed": failed, "worst": [(ids[i], float(b[i]), float(a[i])) for i in np.argsort(d)[:worst]],
+            "n_seeds": len(seeds)}

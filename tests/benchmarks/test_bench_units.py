@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.bench.conditions import COPY_PASTE, REAL, SYNTHETIC, TrainCondition, parse_conditions  # noqa: E402
 from benchmarks.bench.copypaste import choose_offset, copy_paste_records, feather_alpha, paste, shift  # noqa: E402
 from benchmarks.bench.runs import BestCheckpoint, Task, run_one  # noqa: E402
-from benchmarks.bench.stats import GAIN, LOSS, NONE, paired_bootstrap, verdict  # noqa: E402
+from benchmarks.bench.stats import GAIN, LOSS, NONE, case_breakdown, paired_bootstrap, verdict  # noqa: E402
 from synthaug.data.datasets import PairDataset, Record  # noqa: E402
 
 
@@ -171,6 +171,22 @@ def test_paired_bootstrap_of_auc():
     chance = {s: rng.uniform(0, 1, 50) for s in range(2)}  # AUC about 0.5
     res = paired_bootstrap(perfect, chance, metric="auc", labels=labels)
     assert res["verdict"] == GAIN and 0.3 < res["diff"] < 0.7 and res["ci"][1] <= 1.0
+
+
+def test_case_breakdown_tells_a_few_failures_from_a_broad_shift():
+    rng = np.random.default_rng(2)
+    ids = [f"c{i}" for i in range(40)]
+    base = {s: rng.uniform(0.7, 0.9, 40) for s in range(2)}
+    few = {s: base[s].copy() for s in range(2)}
+    for s in range(2):
+        few[s][[3, 7]] = 0.0  # two cases missed on both seeds, the rest unchanged
+    b = case_breakdown(few, base, ids)
+    assert b["median_case_diff"] == 0.0 and b["share_worse"] == 0.05 and sorted(b["failed"]) == ["c3", "c7"]
+    assert {b["worst"][0][0], b["worst"][1][0]} == {"c3", "c7"} and b["worst"][0][2] == 0.0
+    shift = {s: base[s] - 0.03 for s in range(2)}
+    b = case_breakdown(shift, base, ids)
+    assert abs(b["median_case_diff"] + 0.03) < 1e-9 and b["share_worse"] == 1.0 and b["failed"] == []
+    assert case_breakdown({0: base[0]}, {1: base[1]}, ids) == {}
 
 
 # ----------------------------------------------------------------------------- best-validation checkpoint
