@@ -84,9 +84,9 @@ def compare(task, runs: list[dict], conditions: list[TrainCondition], selection:
             for key, base in baselines.items():
                 if base and c.name != base and c.name in by and base in by:
                     res = paired_bootstrap(by[c.name], by[base], task.paired_metric, labels)
-                    if res and task.paired_metric == "mean":  # per-case scores: which cases moved
-                        res["cases"] = case_breakdown(by[c.name], by[base], ids)
                     if res:
+                        if task.paired_metric == "mean":  # per-case scores: which cases moved
+                            res["cases"] = case_breakdown(by[c.name], by[base], ids)
                         out.setdefault(split, {}).setdefault(c.name, {})[key] = {"baseline": base, **res}
     return out
 

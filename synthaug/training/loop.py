@@ -174,12 +174,12 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
             for n, e in ema.items():
                 e.store(export_models[n].parameters())
                 e.copy_to(export_models[n].parameters())
-        minutes = (seconds_before + time.time() - t0) / 60
-        info = {"steps": step, "train_minutes": round(minutes, 1),
+        before = start or {"steps": 0, "train_minutes": 0.0}
+        info = {"steps": before["steps"] + step,
+                "train_minutes": round(before["train_minutes"] + (seconds_before + time.time() - t0) / 60, 1),
                 "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": cfg.mixed_precision}
         if start:
-            info.update(steps=start["steps"] + step, steps_this_run=step, init_from=start["init_from"],
-                        train_minutes=round(start["train_minutes"] + minutes, 1))
+            info.update(steps_this_run=step, init_from=start["init_from"])
         objective.export(export_models, folder, info)
         if ema:
             for n, e in ema.items():
