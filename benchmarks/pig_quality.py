@@ -48,6 +48,7 @@ from integrations.smp_timm.classification import predict_scores  # noqa: E402
 from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
 from synthaug import Condition, create_generator  # noqa: E402
 from synthaug.data.datasets import PairDataset  # noqa: E402
+from synthaug.precision import use_bf16  # noqa: E402
 from synthaug.metrics import auc_f1, frechet_distance, image_features, kernel_distance  # noqa: E402
 
 
@@ -121,7 +122,7 @@ def baseline_images(path: Path, scheduler: str, steps: int, n: int, seed: int, b
         sched = make_scheduler(scheduler, pipe.scheduler.config)
         sched.set_timesteps(steps)
         for t in sched.timesteps:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(True)):
                 eps = pipe.unet(x, t.expand(len(x))).sample.float()
             x = sched.step(eps, t, x).prev_sample
         x = torch.nn.functional.interpolate(x.clamp(-1, 1), size=(size, size), mode="bicubic", align_corners=False)

@@ -47,7 +47,7 @@ from .paths import DEFAULT_GENERATOR
 from .gate import DEFAULT_TRIES, GateUnreachable, cached_judge, check_gate, judge_for, with_gate
 from .pipelines.base import (MICRO_BATCH, case_block, check_device, check_steps, checkpoint_hash, create_generator,
                              pair_seeds, resolve_checkpoint, sample_cases)
-from .pipelines.engines import check_engine, openvino_version, resolve_engine
+from .pipelines.engines import check_engine, resolve_engine
 from .threads import use_threads
 
 BACKGROUNDS = ("synthetic", "real")
@@ -95,10 +95,15 @@ def _check_engine(folder: Folder, ref: GeneratorRef, asked: str | None, allow_ch
         return None
     if check_engine(asked) == "auto" and len(recorded) == 1:
         (was,) = recorded
-        if was == "torch" or (was.split("-")[0] in ref.engines and was == f"openvino-{openvino_version()}"):
+        if was.split("-")[0] in ref.engines and was == resolve_engine(was.split("-")[0], "cpu", ref.engines):
             ref.identity["engine"] = was
             return None
     was = ", ".join(sorted(recorded))
+    if not allow_change and recorded == {"torch"} and now == "torch-fp32":
+        raise SynthaugError(f"{folder.root} was expanded with torch bf16 kernels, which this CPU does not run "
+                            "natively (float32 here; their pixels differ by a few grey levels). Set SYNTHAUG_BF16=1 "
+                            "to continue exactly (slow), pass --allow-engine-change to mix them, or `synthaug revert "
+                            f"{folder.root}` first")
     if not allow_change:
         raise SynthaugError(f"{folder.root} was expanded with engine {was} and this call would use {now}; their "
                             "pixels differ by a few grey levels, so one folder would mix them. Pass --engine "

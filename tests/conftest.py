@@ -95,3 +95,18 @@ def tiny_generator_dir(tmp_path_factory) -> Path:
     """A checkpoint folder of the tiny test generator, loadable with create_generator(path)."""
     path = tmp_path_factory.mktemp("tiny_generator")
     return TinyConvGenerator(TinyConvGenerator.build()).save_pretrained(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs():
+    """Eight 32 px cases with growing box lesions, both tumour types: enough for a few training steps."""
+    from synthaug.data.datasets import PairDataset
+
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(8):
+        img = rng.integers(0, 255, (32, 32), dtype=np.uint8)
+        mask = np.zeros((32, 32), bool)
+        mask[8:8 + 2 * i, 10:20] = True
+        recs.append((img, mask, "benign" if i % 2 else "malignant", f"c{i}"))
+    return PairDataset(recs)

@@ -18,6 +18,7 @@ from synthaug.pipelines.base import Condition, create_generator, default_checkpo
 from test_expand import make_raw
 
 STEPS = 3  # few sampler steps: the engines' rounding differences are per step, the plumbing is the same
+TORCH = engines.torch_identity("cpu")  # "torch" (bf16) or "torch-fp32" on a CPU without native bf16
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +56,9 @@ def test_openvino_matches_torch_within_tolerance_and_caches_outside_the_checkpoi
 def test_missing_openvino_warns_once_and_falls_back(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     monkeypatch.setattr(engines, "_warned", set())
-    assert engines.resolve_engine("openvino", "cpu", ("torch", "openvino")) == "torch"
-    assert engines.resolve_engine("openvino", "cpu", ("torch", "openvino")) == "torch"
-    assert engines.resolve_engine("auto", "cpu", ("torch", "openvino")) == "torch"
+    assert engines.resolve_engine("openvino", "cpu", ("torch", "openvino")) == TORCH
+    assert engines.resolve_engine("openvino", "cpu", ("torch", "openvino")) == TORCH
+    assert engines.resolve_engine("auto", "cpu", ("torch", "openvino")) == TORCH
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "openvino package is not installed" in err and "using the torch engine" in err
 
@@ -67,26 +68,26 @@ def test_engine_choice_is_checked():
         engines.check_engine("tensorrt")
     with pytest.raises(SynthaugError, match="not available for this generator"):
         engines.resolve_engine("openvino", "cpu", ("torch",))
-    assert engines.resolve_engine("auto", "cuda", ("torch", "openvino")) == "torch"
+    assert engines.resolve_engine("auto", "cuda", ("torch", "openvino")) == engines.torch_identity("cuda")
 
 
 def test_expand_keeps_one_engine_per_folder(tmp_path, engine_cache):
     raw = make_raw(tmp_path, n=6)
     expand(raw, ratio=0.5, generator="bus", steps=STEPS, engine="torch", threads=1)
     m = json.loads((raw / MANIFEST_NAME).read_text())
-    assert m["generator"]["engine"] == "torch" and {e["threads"] for e in m["cases"].values()} == {1}
-    # a manifest from before engines were recorded counts as torch
-    del m["generator"]["engine"]
-    mf.save_manifest(raw / MANIFEST_NAME, m)
-    with pytest.raises(SynthaugError, match="expanded with engine torch.*--allow-engine-change"):
+    assert m["generator"]["engine"] == TORCH and {e["threads"] for e in m["cases"].values()} == {1}
+    if TORCH == "torch":  # a manifest from before engines were recorded counts as torch (bf16)
+        del m["generator"]["engine"]
+        mf.save_manifest(raw / MANIFEST_NAME, m)
+    with pytest.raises(SynthaugError, match=f"expanded with engine {TORCH}.*--allow-engine-change"):
         expand(raw, ratio=1.0, generator="bus", steps=STEPS, engine="openvino")
     report = expand(raw, ratio=1.0, generator="bus", steps=STEPS)  # no engine asked: the folder's own
-    assert report["added"] == 3 and json.loads((raw / MANIFEST_NAME).read_text())["generator"]["engine"] == "torch"
+    assert report["added"] == 3 and json.loads((raw / MANIFEST_NAME).read_text())["generator"]["engine"] == TORCH
     expand(raw, ratio=1.5, generator="bus", steps=STEPS, engine="openvino", allow_engine_change=True)
     m = json.loads((raw / MANIFEST_NAME).read_text())
     openvino = f"openvino-{engines.openvino_version()}"
     assert m["generator"]["engine"] == openvino
-    assert m["engine_changes"] == [{"from": "torch", "to": openvino, "cases_before": 6}]
+    assert m["engine_changes"] == [{"from": TORCH, "to": openvino, "cases_before": 6}]
     assert len(m["cases"]) == 9
 
 
@@ -97,7 +98,7 @@ def test_threads_are_printed_and_recorded(tmp_path, tiny_generator_dir):
     assert res.exit_code == 0, res.output
     assert "synthaug: 1 thread(s)" in res.output
     info = json.loads((out / "pairs.json").read_text())
-    assert info["threads"] == 1 and info["engine"] == "torch"
+    assert info["threads"] == 1 and info["engine"] == TORCH
     raw = make_raw(tmp_path, n=6)
     res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", str(tiny_generator_dir),
                                     "--threads", "1"])

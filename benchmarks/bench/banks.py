@@ -21,6 +21,7 @@ from benchmarks.bench.splits import class_counts
 from synthaug.data.mix import PairBank
 from synthaug.gate import DEFAULT_TRIES, judge_key
 from synthaug.paths import data_root
+from synthaug.pipelines.engines import resolve_engine
 from synthaug.pipelines.base import (CARD_NAME, checkpoint_hash, create_generator, read_generator_info,
                                      resolve_checkpoint)
 from synthaug.sampling import sample_to_folder
@@ -112,6 +113,8 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
     """
     steps, scheduler, key = sampler_setting(record, steps, scheduler)
     key += variant_key(options, gate)
+    if resolve_engine("torch") == "torch-fp32":  # made in float32 (no native bf16 here): other pixels
+        key += "-fp32"
     if backgrounds is not None:
         ids = sorted(r.case_id for r in backgrounds.records)
         key += "-realbg-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]

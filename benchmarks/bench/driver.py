@@ -13,6 +13,7 @@ from benchmarks.bench.runs import Task, import_runs, run_matrix
 from benchmarks.bench.splits import benchmark_splits, class_shares
 from benchmarks.common import RESULTS, sampler_options
 from synthaug.gate import DEFAULT_TRIES
+from synthaug.precision import use_bf16
 
 
 def parse_args(task: Task, argv=None) -> argparse.Namespace:
@@ -72,7 +73,7 @@ def make_plan(task: Task, args) -> dict:
     settings = {k: p[k] for k in ("epochs", "size", "cases", "batch_size", "lr")}
     if p.get("train_steps"):
         settings["train_steps"] = p["train_steps"]
-    settings["bf16"] = not args.no_bf16
+    settings["bf16"] = use_bf16(not args.no_bf16)  # as carried out: float32 where the CPU has no native bf16
     if p.get("select"):
         settings["select"] = p["select"]
         settings["patience"] = p.get("patience")

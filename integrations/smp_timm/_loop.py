@@ -12,6 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from synthaug.precision import use_bf16
+
 
 def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, dict], torch.Tensor], epochs: int,
         batch_size: int = 16, lr: float = 1e-3, device: str = "cpu", bf16: bool = True, seed: int = 0,
@@ -41,7 +43,8 @@ def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, d
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * len(loader)))
-    amp = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
+    amp = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
+                           enabled=use_bf16(bf16, device))
     parts = {"model": model, "optimizer": opt, "scheduler": sched, "extra": extra_state}
     start = load_training_state(state_path, parts, g) if state_path and os.path.isfile(state_path) else 0
     for epoch in tqdm(range(start, epochs), desc=desc, leave=False, initial=start, total=epochs):
@@ -97,7 +100,8 @@ def load_training_state(path: str | Path, parts: dict, g: torch.Generator) -> in
 def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: str = "cpu", bf16: bool = True):
     """Yield (batch, model output as float32) over ``dataset`` in order."""
     model.to(device).eval()
-    amp = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
+    amp = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
+                           enabled=use_bf16(bf16, device))
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         with amp:
             out = model(batch["image"].to(device))

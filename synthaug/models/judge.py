@@ -16,6 +16,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
 from ..metrics import dice
+from ..precision import use_bf16
 
 
 class JudgeSegmenter(ModelMixin, ConfigMixin):
@@ -42,7 +43,7 @@ class JudgeSegmenter(ModelMixin, ConfigMixin):
         for i in range(0, len(images), batch_size):
             x = torch.stack([_resized(torch.from_numpy(np.asarray(im, np.float32) / 255.0), r, "area")
                              for im in images[i:i + batch_size]])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and x.device.type == "cpu"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu" and use_bf16(bf16)):
                 pred = self(x.to(self.device)).float().cpu()[:, 0] > 0
             for p, m in zip(pred, masks[i:i + batch_size]):
                 target = _resized(torch.from_numpy(np.asarray(m) > 0).float(), r, "nearest")[0] > 0.5

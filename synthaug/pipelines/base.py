@@ -522,7 +522,7 @@ def create_generator(name_or_path: str | Path, **kwargs) -> PairGenerator:
         use_threads(threads)
     cls, path = resolve_checkpoint(name_or_path)
     engine = resolve_engine(engine, kwargs.get("device", "cpu"), cls.engines)
-    if engine != "torch":
+    if not engine.startswith("torch"):
         kwargs.update(engine=engine, threads=threads)
     with load_errors(path):
         gen = cls.from_pretrained(path, **kwargs)

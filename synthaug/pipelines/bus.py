@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
+from ..precision import use_bf16
 from .base import (CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, check_steps, load_pipeline,
                    read_generator_info, register_generator, to_uint8)
 from .saving import save_pipeline
@@ -64,7 +65,7 @@ class BusPipeline(DiffusionPipeline):
             cond = torch.cat([cond, cond])
         sched = make_scheduler(scheduler, self.scheduler.config)
         sched.set_timesteps(num_inference_steps, device=device)
-        amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+        amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16(bf16, device))
         noise = x.clone()
         for i, t in enumerate(tqdm(sched.timesteps, desc=f"BUS {scheduler}", disable=not progress, leave=False)):
             inp = torch.cat([x, x]) if cfg else x

@@ -29,6 +29,7 @@ import torch
 
 from ..errors import SynthaugError
 from ..paths import cache_root
+from ..precision import native_bf16
 
 ENGINES = ("auto", "torch", "openvino")
 # Largest grey-level difference accepted between the torch and OpenVINO engines on one pair (both bf16;
@@ -53,26 +54,32 @@ def check_engine(engine) -> str:
     return name
 
 
+def torch_identity(device: str = "cpu") -> str:
+    """``torch`` (bf16 autocast) or ``torch-fp32`` where the device has no native bf16 (``synthaug.precision``)."""
+    return "torch" if native_bf16(device) else "torch-fp32"
+
+
 def resolve_engine(engine, device: str = "cpu", supported: tuple[str, ...] = ("torch",)) -> str:
-    """The engine identity a call will run with: ``torch`` or ``openvino-<version>``, known without loading
+    """The engine identity a call will run with: ``torch``, ``torch-fp32`` (no native bf16 on the device)
+    or ``openvino-<version>``, known without loading
     weights (expand compares it with the folder's manifest first). ``auto`` picks OpenVINO on CPU when the
     generator supports it and the package is installed; an explicit ``openvino`` without the package warns
     once and falls back to torch."""
     name = check_engine(engine)
     if name == "torch":
-        return "torch"
+        return torch_identity(device)
     if "openvino" not in supported or not str(device).startswith("cpu"):
         if name == "openvino":
             why = "runs on CPU only" if "openvino" in supported else "is not available for this generator"
             raise SynthaugError(f"engine 'openvino' {why}; use --engine torch")
-        return "torch"
+        return torch_identity(device)
     version = openvino_version()
     if version is None:
         if name == "openvino" and "missing" not in _warned:  # one line on stderr, once per process
             _warned.add("missing")
             print("synthaug: warning: engine 'openvino' asked for but the openvino package is not installed "
                   "(pip install 'synthaug[openvino]'); using the torch engine", file=sys.stderr)
-        return "torch"
+        return torch_identity(device)
     return f"openvino-{version}"
 
 

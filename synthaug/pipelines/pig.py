@@ -27,6 +27,7 @@ from .base import (GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, check
                    read_generator_info, register_generator, to_uint8)
 from ..errors import SynthaugError
 from ..io.images import read_json
+from ..precision import use_bf16
 from .saving import save_pipeline
 from .schedulers import make_scheduler
 
@@ -91,7 +92,7 @@ class PIGPipeline(DiffusionPipeline):
         sched_x.set_timesteps(num_inference_steps, device=device)
         sched_y.set_timesteps(num_inference_steps, device=device)
         alphas = sched_x.alphas_cumprod.to(device)
-        amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+        amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16(bf16, device))
         for t in tqdm(sched_x.timesteps, desc=f"PIG {scheduler}", disable=not progress, leave=False):
             tt = t.expand(batch_size)
             with amp:

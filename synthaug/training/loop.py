@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from accelerate.utils import DistributedDataParallelKwargs, broadcast, set_seed
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from ..precision import native_bf16
 
 
 @dataclass
@@ -120,7 +123,12 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
     AcceleratorState._reset_state()
     # several processes: DDP must be told when a step leaves some parameters without gradients (a GAN's G step)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=getattr(objective, "find_unused_parameters", False))
-    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = cfg.mixed_precision
+    if precision == "bf16" and not native_bf16(device):
+        precision = "no"  # emulated bf16 is many times slower than float32 (synthaug.precision)
+        print(f"synthaug: no native bf16 on this {device}: training in float32", file=sys.stderr, flush=True)
+    acc = Accelerator(mixed_precision=precision, cpu=device == "cpu", kwargs_handlers=[ddp])
     set_seed(cfg.seed)
     if hasattr(objective, "prepare"):
         objective.prepare(dataset)
@@ -177,7 +185,7 @@ def train(objective: Objective, dataset, cfg: TrainConfig, out: str | Path, resu
         before = start or {"steps": 0, "train_minutes": 0.0}
         info = {"steps": before["steps"] + step,
                 "train_minutes": round(before["train_minutes"] + (seconds_before + time.time() - t0) / 60, 1),
-                "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": cfg.mixed_precision}
+                "batch_size": cfg.batch_size, "ema_decay": cfg.ema_decay, "mixed_precision": precision}
         if start:
             info.update(steps_this_run=step, init_from=start["init_from"])
         objective.export(export_models, folder, info)

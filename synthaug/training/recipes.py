@@ -56,4 +56,8 @@ def train_config(recipe: dict, **overrides) -> TrainConfig:
     unknown = set(values) - known
     if unknown:
         raise SynthaugError(f"unknown train settings {sorted(unknown)} in recipe {recipe.get('name')}")
+    if values.get("mixed_precision") is False:  # YAML reads a bare `no` as false
+        values["mixed_precision"] = "no"
+    if values.get("mixed_precision", "bf16") not in ("no", "bf16", "fp16"):
+        raise SynthaugError(f"train.mixed_precision must be no, bf16 or fp16, got {values['mixed_precision']!r}")
     return TrainConfig(**values)

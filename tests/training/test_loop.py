@@ -19,18 +19,6 @@ TINY_MODEL = dict(resolution=16, output_size=32, unet=dict(block_out_channels=[8
                   default_steps=3)
 
 
-@pytest.fixture(scope="module")
-def tiny_pairs():
-    rng = np.random.default_rng(0)
-    recs = []
-    for i in range(8):
-        img = rng.integers(0, 255, (32, 32), dtype=np.uint8)
-        mask = np.zeros((32, 32), bool)
-        mask[8:8 + 2 * i, 10:20] = True
-        recs.append((img, mask, "benign" if i % 2 else "malignant", f"c{i}"))
-    return PairDataset(recs)
-
-
 def test_train_resume_export(tiny_pairs, tmp_path):
     cfg = TrainConfig(steps=4, batch_size=4, save_every=2, log_every=2, warmup_steps=1)
     final = train(create_objective("pig", TINY_MODEL), tiny_pairs, cfg, tmp_path)
