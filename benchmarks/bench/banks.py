@@ -112,9 +112,9 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
     "tries": N}``) keeps only pairs the judge of the train part scores at Dice >= T (``synthaug.gate``).
     """
     steps, scheduler, key = sampler_setting(record, steps, scheduler)
-    key += variant_key(options, gate)
     if resolve_engine("torch") == "torch-fp32":  # made in float32 (no native bf16 here): other pixels
         key += "-fp32"
+    key += variant_key(options, gate)
     if backgrounds is not None:
         ids = sorted(r.case_id for r in backgrounds.records)
         key += "-realbg-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]

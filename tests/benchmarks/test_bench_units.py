@@ -87,6 +87,12 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
     assert "gate_dice" not in sampled[1] and (sampled[2]["gate_dice"], sampled[2]["gate_data"],
                                               sampled[2]["gate_tries"]) == (0.5, train, 7)
     assert gated.record["gate"] == {"dice": 0.5, "tries": 7} and guided.record["options"] == {"mask_guidance": 4.0}
+    # a bank made in float32 (no native bf16 on this CPU) is another bank: its pixels differ
+    monkeypatch.setenv("SYNTHAUG_BF16", "1")
+    bf16 = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4).key
+    monkeypatch.setenv("SYNTHAUG_BF16", "0")
+    fp32 = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4).key
+    assert fp32 == bf16 + "-fp32" and plain.key in (bf16, fp32)
 
 
 @pytest.mark.parametrize("bad", ["bus", "bus 0%", "25", "bus 25% + flip", "real + ordinary", "Bus 25%", ""])
@@ -280,3 +286,17 @@ def test_scores_on_cases_the_generator_saw_are_flagged_optimistic(withheld):
     assert optimistic(meta, bus, "internal") == withheld  # the carved internal test only while withheld
     assert not optimistic(meta, bus, "external") and not optimistic(meta, real, "val")
     assert not optimistic({**meta, "generator": None}, bus, "val")
+
+
+def test_run_settings_record_the_precision_carried_out(monkeypatch):
+    """A run asked for in bf16 on a CPU without native bf16 trains in float32: its settings (and so the run
+    folder's hash) say float32, so it is never mixed with bf16 runs of the same matrix."""
+    from benchmarks.bench.driver import make_plan, parse_args
+    from benchmarks.seg import SEGMENTATION
+
+    monkeypatch.setenv("SYNTHAUG_BF16", "0")
+    assert make_plan(SEGMENTATION, parse_args(SEGMENTATION, ["--profile", "converged"]))["settings"]["bf16"] is False
+    monkeypatch.setenv("SYNTHAUG_BF16", "1")
+    plans = [make_plan(SEGMENTATION, parse_args(SEGMENTATION, ["--profile", "converged"] + extra))
+             for extra in ([], ["--no-bf16"])]
+    assert [p["settings"]["bf16"] for p in plans] == [True, False]
