@@ -8,8 +8,8 @@ features) and writes the curve: ``results/<name>.json``, ``.md`` and ``.png``.
 Each checkpoint's result is cached in ``--work``, so rerunning while training
 goes on only measures the new exports.
 
-The judges are the ones pig_quality trains (``--work``/real_segmenter.pt and
-real_classifier.pt); this script waits for them instead of training its own.
+The judges are pig_quality's (``--work``/real_segmenter.pt and real_classifier.pt):
+the first benchmark that needs them trains them under a lock, the others load them.
 ``--mask-roundtrip`` also measures how well a 32 x 32 mask representation
 keeps the boundary at 128 px on the real BUSI masks: the area-downsampled mask
 (what the latent PIG's mask chain runs on) against the mask through the VAE's
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,23 +35,6 @@ from benchmarks.pig_quality import evaluate_setting, real_models  # noqa: E402
 from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
 from synthaug.metrics import image_features  # noqa: E402
 from synthaug.pipelines.base import checkpoint_hash  # noqa: E402
-
-JUDGES = ("real_segmenter.pt", "real_classifier.pt")
-
-
-def wait_for_judges(work: Path, minutes: float, settle: float = 30.0) -> None:
-    """Block until both judge files exist and have not changed for ``settle`` seconds (fully written)."""
-    deadline = time.time() + 60 * minutes
-    while True:
-        paths = [work / j for j in JUDGES]
-        if all(p.is_file() and time.time() - p.stat().st_mtime > settle for p in paths):
-            return
-        if time.time() > deadline:
-            raise SystemExit(f"judges {', '.join(JUDGES)} not ready in {work} after {minutes} min: run "
-                             "benchmarks/pig_quality.py --only-real-models --work ... first")
-        print(f"waiting for the judges in {work} ...", flush=True)
-        time.sleep(60)
-
 
 def exports(run: Path) -> list[tuple[int, Path]]:
     """(step, folder) of every finished export of a run, ``final`` included when it adds a step."""
@@ -268,7 +250,6 @@ def main(argv=None):
     ap.add_argument("--setting", default="dpm++:20", help="scheduler:steps (the checkpoint's default sampler)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--wait-minutes", type=float, default=120.0, help="how long to wait for the judges")
     ap.add_argument("--guidance", type=floats, default=[0.0],
                     help="mask guidance scales measured at every export, e.g. 0,4 (0: none)")
     ap.add_argument("--sweep", type=floats, default=[], help="more guidance scales, at the newest export only")
@@ -290,9 +271,8 @@ def main(argv=None):
         export_latest_state(args.run, args.export_state)
     scheduler, steps = args.setting.split(":")[0], int(args.setting.split(":")[1])
 
-    wait_for_judges(args.work, args.wait_minutes)
     sets = busi_sets(size=128, transform=ordinary_augmentation())
-    seg, cls = real_models(args.work, sets, 30, 30)  # loads them: both files exist
+    seg, cls = real_models(args.work, sets, 30, 30)  # trained on first use (30 epochs each), then loaded
     real_train = sets["train"]
     real_feats = image_features([r.image for r in real_train.records])
     real_areas = area_stats([r.mask for r in real_train.records])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -53,20 +55,26 @@ from synthaug.metrics import auc_f1, frechet_distance, image_features, kernel_di
 
 
 def real_models(work: Path, sets: dict, seg_epochs: int, cls_epochs: int):
-    """Train (or load) the segmenter and classifier used as judges; both see only the train part."""
+    """Train (or load) the segmenter and classifier used as judges; both see only the train part.
+
+    Several benchmarks share one work folder's judges: the first process to need them trains them
+    under a lock and writes each file atomically, the others wait on the lock and load them."""
     work.mkdir(parents=True, exist_ok=True)
     seg, cls = build_segmenter("unet", "resnet18"), build_classifier("resnet18")
-    for model, name, fn, epochs in ((seg, "segmenter", train_segmenter, seg_epochs),
-                                    (cls, "classifier", train_classifier, cls_epochs)):
-        path = work / f"real_{name}.pt"
-        if path.exists():
-            model.load_state_dict(torch.load(path))
-        else:
-            t0 = time.time()
-            fn(model, sets["train"], epochs=epochs, batch_size=16, lr=1e-3)
-            torch.save(model.state_dict(), path)
-            print(f"{name}: {epochs} epochs in {time.time() - t0:.0f} s", flush=True)
-        model.eval()
+    with FileLock(str(work / "real_models.lock")):
+        for model, name, fn, epochs in ((seg, "segmenter", train_segmenter, seg_epochs),
+                                        (cls, "classifier", train_classifier, cls_epochs)):
+            path = work / f"real_{name}.pt"
+            if path.exists():
+                model.load_state_dict(torch.load(path))
+            else:
+                t0 = time.time()
+                fn(model, sets["train"], epochs=epochs, batch_size=16, lr=1e-3)
+                partial = path.with_name(path.name + ".partial")
+                torch.save(model.state_dict(), partial)
+                os.replace(partial, path)
+                print(f"{name}: {epochs} epochs in {time.time() - t0:.0f} s", flush=True)
+            model.eval()
     return seg, cls
 
 
