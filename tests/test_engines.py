@@ -42,7 +42,7 @@ def test_openvino_matches_torch_within_tolerance_and_caches_outside_the_checkpoi
     for engine in ("torch", "openvino"):
         gen = create_generator("bus", engine=engine, steps=STEPS)
         pairs[engine] = gen.sample(seeds=[3, 4, 5], conditions=conds, batch_size=3)
-    assert gen.engine == f"openvino-{engines.openvino_version()}"
+    assert gen.engine == f"openvino-{engines.openvino_version()}" + ("" if TORCH == "torch" else "-fp32")
     for a, b in zip(pairs["torch"], pairs["openvino"]):
         np.testing.assert_array_equal(a.mask, b.mask)  # SCMG runs in torch for both
         diff = np.abs(a.image.astype(int) - b.image.astype(int))
@@ -85,7 +85,7 @@ def test_expand_keeps_one_engine_per_folder(tmp_path, engine_cache):
     assert report["added"] == 3 and json.loads((raw / MANIFEST_NAME).read_text())["generator"]["engine"] == TORCH
     expand(raw, ratio=1.5, generator="bus", steps=STEPS, engine="openvino", allow_engine_change=True)
     m = json.loads((raw / MANIFEST_NAME).read_text())
-    openvino = f"openvino-{engines.openvino_version()}"
+    openvino = engines.resolve_engine("openvino", "cpu", ("torch", "openvino"))
     assert m["generator"]["engine"] == openvino
     assert m["engine_changes"] == [{"from": TORCH, "to": openvino, "cases_before": 6}]
     assert len(m["cases"]) == 9

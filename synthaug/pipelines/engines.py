@@ -80,7 +80,7 @@ def resolve_engine(engine, device: str = "cpu", supported: tuple[str, ...] = ("t
             print("synthaug: warning: engine 'openvino' asked for but the openvino package is not installed "
                   "(pip install 'synthaug[openvino]'); using the torch engine", file=sys.stderr)
         return torch_identity(device)
-    return f"openvino-{version}"
+    return f"openvino-{version}" + ("" if native_bf16("cpu") else "-fp32")  # its bf16 hint runs f32 there
 
 
 class _Step(torch.nn.Module):
