@@ -99,16 +99,15 @@ def _check_engine(folder: Folder, ref: GeneratorRef, asked: str | None, allow_ch
             ref.identity["engine"] = was
             return None
     was = ", ".join(sorted(recorded))
-    if not allow_change and recorded == {"torch"} and now == "torch-fp32":
-        raise SynthaugError(f"{folder.root} was expanded with torch bf16 kernels, which this CPU does not run "
-                            "natively (float32 here; their pixels differ by a few grey levels). Set SYNTHAUG_BF16=1 "
-                            "to continue exactly (slow), pass --allow-engine-change to mix them, or `synthaug revert "
-                            f"{folder.root}` first")
     if not allow_change:
+        first = sorted(recorded)[0]
+        base = first.split("-")[0]
+        how = (f"It used {base} bf16 kernels, which this CPU does not run natively: set SYNTHAUG_BF16=1 to "
+               "continue exactly (slow)" if resolve_engine(base, "cpu", ref.engines) == first + "-fp32"
+               else f"Pass --engine {base} to continue")
         raise SynthaugError(f"{folder.root} was expanded with engine {was} and this call would use {now}; their "
-                            "pixels differ by a few grey levels, so one folder would mix them. Pass --engine "
-                            f"{sorted(recorded)[0].split('-')[0]} to continue, --allow-engine-change to mix them, "
-                            f"or `synthaug revert {folder.root}` first")
+                            f"pixels differ by a few grey levels, so one folder would mix them. {how}, "
+                            f"--allow-engine-change to mix them, or `synthaug revert {folder.root}` first")
     return was
 
 

@@ -2,7 +2,7 @@
 
 Why: on a CPU without AVX512-BF16 or AMX, torch emulates bf16 and autocast is far slower
 than float32 (measured on an AVX2-only AMD EPYC: a 64-channel 3x3 conv 62x slower, a
-training step 50x). Every "bf16" request (training recipes, pipelines, judges, the
+latent PIG training step 20x). Every "bf16" request (training recipes, pipelines, judges, the
 benchmarks' segmenters) therefore falls back to float32 there. The pixels of the two
 differ by a few grey levels, so the torch engine's identity says which one ran
 (``pipelines.engines.resolve_engine``: ``torch`` or ``torch-fp32``).

@@ -21,7 +21,7 @@ from benchmarks.bench.splits import class_counts
 from synthaug.data.mix import PairBank
 from synthaug.gate import DEFAULT_TRIES, judge_key
 from synthaug.paths import data_root
-from synthaug.pipelines.engines import resolve_engine
+from synthaug.precision import native_bf16
 from synthaug.pipelines.base import (CARD_NAME, checkpoint_hash, create_generator, read_generator_info,
                                      resolve_checkpoint)
 from synthaug.sampling import sample_to_folder
@@ -112,7 +112,7 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
     "tries": N}``) keeps only pairs the judge of the train part scores at Dice >= T (``synthaug.gate``).
     """
     steps, scheduler, key = sampler_setting(record, steps, scheduler)
-    if resolve_engine("torch") == "torch-fp32":  # made in float32 (no native bf16 here): other pixels
+    if not native_bf16():  # made in float32 (no native bf16 here): other pixels
         key += "-fp32"
     key += variant_key(options, gate)
     if backgrounds is not None:
