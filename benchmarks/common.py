@@ -58,11 +58,34 @@ def write_results(name: str, payload: dict, markdown: str, out_dir: Path = RESUL
     return out_dir / f"{name}.json"
 
 
-def area_stats(masks) -> dict:
-    """Lesion area as a fraction of the image: mean, std and quantiles."""
+def area_stats(masks, labels=None) -> dict:
+    """Lesion area as a fraction of the image: mean, std and quantiles (and the mean per tumour type when
+    ``labels`` are given)."""
     a = np.array([m.mean() for m in masks])
-    return {"mean": float(a.mean()), "std": float(a.std()), "q10": float(np.quantile(a, 0.1)),
-            "median": float(np.median(a)), "q90": float(np.quantile(a, 0.9))}
+    out = {"mean": float(a.mean()), "std": float(a.std()), "q10": float(np.quantile(a, 0.1)),
+           "median": float(np.median(a)), "q90": float(np.quantile(a, 0.9))}
+    if labels is not None:
+        labels = [str(label) for label in labels]
+        out["by_class"] = {k: float(a[[label == k for label in labels]].mean()) for k in sorted(set(labels))}
+    return out
+
+
+def matched_area(real: dict, labels) -> float | None:
+    """The real mean lesion area at the tumour-type mix of ``labels`` (None without per-type real areas).
+
+    Why: benchmarks generate benign and malignant pairs half and half, while BUSI train holds two benign
+    cases per malignant one and malignant lesions are twice as large, so the plain real mean is no fair target.
+    """
+    by = real.get("by_class") or {}
+    labels = [str(label) for label in labels]
+    if not labels or any(label not in by for label in labels):
+        return None
+    return float(np.mean([by[label] for label in labels]))
+
+
+def real_area_of(row: dict) -> float:
+    """A measurement row's real area reference: type-matched when it was measured, else the plain mean."""
+    return row.get("area_real_matched") or row["area_real"]["mean"]
 
 
 def sampler_options(items) -> dict:

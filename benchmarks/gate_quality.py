@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import area_stats, busi_sets, sampler_options, stu_set, write_results  # noqa: E402
+from benchmarks.common import area_stats, busi_sets, matched_area, sampler_options, stu_set, write_results  # noqa: E402
 from benchmarks.pig_quality import real_models  # noqa: E402
 from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
 from synthaug import Condition, create_generator  # noqa: E402
@@ -39,7 +39,7 @@ from synthaug.metrics import frechet_distance, image_features, kernel_distance  
 from synthaug.pipelines.base import LABELS, sample_cases  # noqa: E402
 
 
-def measure(gen, n: int, seed: int, seg, gate_judge, real_feats) -> dict:
+def measure(gen, n: int, seed: int, seg, gate_judge, real_feats, real_area: dict) -> dict:
     """Sample cases 0..n-1 (types alternating) and score them."""
     def condition_of(k: int) -> Condition:
         return Condition(label=LABELS[k % 2] if "label" in gen.conditions else None)
@@ -48,6 +48,7 @@ def measure(gen, n: int, seed: int, seg, gate_judge, real_feats) -> dict:
     pairs = sample_cases(gen, seed, range(n), condition_of, progress=True)
     seconds = time.time() - t0
     images, masks = [p.image for p in pairs], [p.mask.astype(bool) for p in pairs]
+    labels = [p.meta.get("label") for p in pairs]
     ds = PairDataset([(p.image, p.mask, p.meta.get("label"), f"gen_{i}") for i, p in enumerate(pairs)], size=128)
     bench_dice = dice_per_case(seg, ds)
     own = gate_judge.dice(images, masks)
@@ -58,7 +59,7 @@ def measure(gen, n: int, seed: int, seg, gate_judge, real_feats) -> dict:
             "dice_gate_judge": {"mean": float(own.mean()), "std": float(own.std()),
                                 "share_at_or_above": {str(t): float((own >= t).mean()) for t in (0.5, 0.6, 0.7)}},
             "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats),
-            "area": area_stats(masks)}
+            "area": area_stats(masks, labels), "area_real_matched": matched_area(real_area, labels)}
 
 
 def main(argv=None):
@@ -78,7 +79,7 @@ def main(argv=None):
     sets = busi_sets(size=128)
     seg, _ = real_models(args.work, sets, 30, 30)
     real_feats = image_features([r.image for r in sets["train"].records])
-    real_area = area_stats([r.mask for r in sets["train"].records])
+    real_area = area_stats([r.mask for r in sets["train"].records], [r.label for r in sets["train"].records])
     judge = args.judge or judge_for(args.gate_data)
     gate_judge, judge_hash = load_judge(judge)
     stu = stu_set(size=128).records  # the gate judge saw every BUSI train case: STU is its held-out check
@@ -92,14 +93,14 @@ def main(argv=None):
         options = sampler_options(opts)
         plain = create_generator(path, **options)
         row = {"generator": name, "checkpoint": path, "options": options, "gate": None,
-               **measure(plain, args.n, args.seed, seg, gate_judge, real_feats)}
+               **measure(plain, args.n, args.seed, seg, gate_judge, real_feats, real_area)}
         print(row, flush=True)
         rows.append(row)
         for t in args.gate_dice:
             gen = with_gate(create_generator(path, **options), t, judge=judge, tries=args.gate_tries)
             row = {"generator": name, "checkpoint": path, "options": options, "gate": t}
             try:
-                row.update(measure(gen, args.n, args.seed, seg, gate_judge, real_feats))
+                row.update(measure(gen, args.n, args.seed, seg, gate_judge, real_feats, real_area))
             except GateUnreachable as e:
                 row["unreachable"] = str(e)
             row.update(draws=gen.draws, accepted=gen.accepted, rejection_rate=round(gen.rejection_rate, 4),
@@ -107,7 +108,7 @@ def main(argv=None):
             print(row, flush=True)
             rows.append(row)
     md = ["| generator | gate Dice | rejection rate | s / accepted pair | benchmark segmenter Dice | gate judge Dice | "
-          "FD | KID | mask area (real) |", "|---|---|---|---|---|---|---|---|---|"]
+          "FD | KID | mask area (real, same types) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gate = "none" if r["gate"] is None else f"{r['gate']:g}"
         if "unreachable" in r:
@@ -118,7 +119,7 @@ def main(argv=None):
         spp = r["seconds_per_pair"] if r["gate"] is None else r["seconds_per_accepted_pair"]
         md.append(f"| {r['generator']} | {gate} | {rej} | {spp:.2f} | {r['dice_benchmark_segmenter']['mean']:.3f} | "
                   f"{r['dice_gate_judge']['mean']:.3f} | {r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | "
-                  f"{r['area']['mean']:.3f} ({real_area['mean']:.3f}) |")
+                  f"{r['area']['mean']:.3f} ({r.get('area_real_matched') or real_area['mean']:.3f}) |")
     md += ["", f"{args.n} pairs per row, the same case seeds with and without the gate (types alternating). Gate judge: "
            f"`{judge}` (hash {judge_hash}), trained on the gate data's real cases (its Dice on the 42 STU images, "
            f"an external check: {judge_on_stu['mean']:.3f}); benchmark segmenter: trained on "

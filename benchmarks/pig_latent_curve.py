@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, area_stats, busi_sets, write_results  # noqa: E402
+from benchmarks.common import RESULTS, area_stats, busi_sets, real_area_of, write_results  # noqa: E402
 from benchmarks.pig_quality import evaluate_setting, real_models  # noqa: E402
 from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
 from synthaug.metrics import image_features  # noqa: E402
@@ -157,7 +157,7 @@ def ship(folder: Path, dest: Path, guidance: float, rows: list[dict], refs: dict
     md = ["## Quality at this step (benchmarks/results/pig_latent_curve.md)", "",
           "| mask guidance w | judge seg. Dice on generated | mask area (real) | FD | KID |", "|---|---|---|---|---|"]
     md += [f"| {guidance_of(r):g}{' (default)' if guidance_of(r) == guidance else ''} | "
-           f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['area']['mean']:.3f} ({r['area_real']['mean']:.3f})"
+           f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['area']['mean']:.3f} ({real_area_of(r):.3f})"
            f" | {r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |" for r in sorted(here, key=guidance_of)]
     md += [f"| {name} | {ref['dice']:.3f} | {ref['area']:.3f} | {ref['fd']:.1f} | {ref['kid']:.4f} |"
            for name, ref in refs.items()]
@@ -184,8 +184,43 @@ def ship(folder: Path, dest: Path, guidance: float, rows: list[dict], refs: dict
 
 
 # ----------------------------------------------------------------------------- curve
+def targets_met(row: dict, bus_fd: float | None) -> list[bool]:
+    """Issue 16's targets for one row: judge Dice >= 0.70, mean mask area within +-30% of real at the same
+    tumour-type mix, FD no worse than the bus generator's (when bus was measured)."""
+    met = [row["dice_real_segmenter_on_generated"]["mean"] >= 0.70,
+           abs(row["area"]["mean"] / real_area_of(row) - 1) <= 0.30]
+    return met + ([row["frechet_distance"] <= bus_fd] if bus_fd is not None else [])
+
+
+def curve_table(rows: list[dict], refs: dict) -> list[str]:
+    """The curve's Markdown table: one row per (export, mask guidance), then the reference generators."""
+    md = ["| step | train min | mask guidance w | judge seg. Dice on generated | mask area mean (real, same types) | "
+          "area vs real | non-empty | FD | KID | cls. AUC gen. | pairs/s | targets met |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    bus_fd = refs.get("bus", {}).get("fd")
+    for r in sorted(rows, key=lambda r: (r["train_steps"], guidance_of(r))):
+        auc = r.get("classifier_on_generated", {}).get("auc", float("nan"))
+        met = targets_met(r, bus_fd)
+        md.append(f"| {r['train_steps']} | {r.get('train_minutes')} | {guidance_of(r):g} | "
+                  f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | "
+                  f"{r['area']['mean']:.3f} ({real_area_of(r):.3f}) | {r['area']['mean'] / real_area_of(r) - 1:+.0%} | "
+                  f"{r['nonempty_binary_share']:.2f} | {r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | "
+                  f"{auc:.3f} | {r['pairs_per_second']:.2f} | {sum(met)}/{len(met)} |")
+    for name, ref in refs.items():
+        md.append(f"| {name} ({ref['checkpoint']}) | – | – | {ref['dice']:.3f} | {ref['area']:.3f} "
+                  f"({ref['area_real']:.3f}) | {ref['area'] / ref['area_real'] - 1:+.0%} | – | {ref['fd']:.1f} | "
+                  f"{ref['kid']:.4f} | – | – | – |")
+    return md
+
+
 def floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
+
+
+def guidance_options(w: float) -> dict:
+    """The sampler keywords for mask guidance ``w``, explicit even at 0: an export continued from a shipped
+    checkpoint inherits its default guidance, which would otherwise stand in for 'no guidance'."""
+    return {"mask_guidance": float(w)}
 
 
 def guidance_of(row: dict) -> float:
@@ -215,7 +250,7 @@ def plot_curve(rows: list[dict], refs: dict, out: Path) -> Path:
             if key in ref:
                 ax.axhline(ref[key], linestyle="--", linewidth=1, color=ref["color"], label=name)
         if key == "area" and rows:
-            real = rows[0]["area_real"]["mean"]
+            real = real_area_of(rows[0])
             ax.axhspan(0.7 * real, 1.3 * real, color="green", alpha=0.1, label="real ±30%")
         if key == "dice":
             ax.axhline(0.70, color="green", linestyle=":", linewidth=1, label="target 0.70")
@@ -275,7 +310,7 @@ def main(argv=None):
     seg, cls = real_models(args.work, sets, 30, 30)  # trained on first use (30 epochs each), then loaded
     real_train = sets["train"]
     real_feats = image_features([r.image for r in real_train.records])
-    real_areas = area_stats([r.mask for r in real_train.records])
+    real_areas = area_stats([r.mask for r in real_train.records], [r.label for r in real_train.records])
     cache = args.work / "pig_latent_curve"
     cache.mkdir(parents=True, exist_ok=True)
     tag = f"{scheduler}{steps}_n{args.n}_s{args.seed}"
@@ -290,7 +325,7 @@ def main(argv=None):
                       real_feats, real_areas)
         refs[name] = {"dice": res["dice_real_segmenter_on_generated"]["mean"], "area": res["area"]["mean"],
                       "fd": res["frechet_distance"], "kid": res["kernel_distance"], "color": colors[i % len(colors)],
-                      "checkpoint": path}
+                      "checkpoint": path, "area_real": real_area_of(res)}
         print(name, refs[name], flush=True)
     rows = []
     found = exports(args.run)
@@ -300,9 +335,8 @@ def main(argv=None):
         cached = [float(f.stem.rpartition("_mg")[2]) for f in cache.glob(f"{stem}_mg*.json")]
         sweep = sorted(set(args.guidance) | set(cached) | (set(args.sweep) if folder == found[-1][1] else set()))
         for w in sweep:
-            options = {"mask_guidance": w} if w else {}
-            suffix = f"_mg{w:g}" if w else ""
-            res = measure(folder, cache / f"{stem}{suffix}.json", scheduler, steps,
+            options = guidance_options(w)
+            res = measure(folder, cache / f"{stem}_mg{w:g}.json", scheduler, steps,
                           args, seg, cls, real_feats, real_areas, options)
             res["train_steps"] = train_steps
             print({k: res[k] for k in ("train_steps", "frechet_distance", "kernel_distance")}, "w", w,
@@ -320,18 +354,12 @@ def main(argv=None):
     md = [f"Latent PIG along training ({args.run}), sampler {scheduler} {steps} steps, {args.n} pairs per checkpoint "
           "(half benign, half malignant), judges of pig_quality.py.", "",
           "Mask guidance w (0: none) is the image chain's guidance toward its mask (`PIGPipeline`).", "",
-          "| step | train min | mask guidance w | judge seg. Dice on generated | mask area mean (real) | non-empty | "
-          "FD | KID | cls. AUC gen. | pairs/s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["train_steps"], guidance_of(r))):
-        auc = r.get("classifier_on_generated", {}).get("auc", float("nan"))
-        md.append(f"| {r['train_steps']} | {r.get('train_minutes')} | {guidance_of(r):g} | "
-                  f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | "
-                  f"{r['area']['mean']:.3f} ({r['area_real']['mean']:.3f}) | {r['nonempty_binary_share']:.2f} | "
-                  f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | {auc:.3f} | {r['pairs_per_second']:.2f} |")
-    for name, ref in refs.items():
-        md.append(f"| {name} ({ref['checkpoint']}) | – | – | {ref['dice']:.3f} | {ref['area']:.3f} | – | {ref['fd']:.1f} | "
-                  f"{ref['kid']:.4f} | – | – |")
+          *curve_table(rows, refs)]
     md += ["", "Targets (issue 16): judge Dice >= 0.70, mask area within ±30% of real, FD at least as good as bus. "
+           "The real area is taken at the generated pairs' tumour-type mix (half benign, half malignant; BUSI train "
+           "is two-thirds benign, and its malignant lesions are twice as large: mean area "
+           f"{real_areas.get('by_class', {}).get('malignant', float('nan')):.3f} against "
+           f"{real_areas.get('by_class', {}).get('benign', float('nan')):.3f}). "
            "The reference rows are measured here with the same sampler, n, seed and judges; "
            f"FD/KID are against the {len(real_train)} judge-train images."] + (["", args.note] if args.note else [])
     if roundtrip:

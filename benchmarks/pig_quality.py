@@ -43,7 +43,7 @@ from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import area_stats, busi_sets, sampler_options, write_results  # noqa: E402
+from benchmarks.common import area_stats, busi_sets, matched_area, real_area_of, sampler_options, write_results  # noqa: E402
 from integrations.smp_timm import build_classifier, build_segmenter, train_classifier, train_segmenter  # noqa: E402
 from integrations.smp_timm.augment import ordinary_augmentation  # noqa: E402
 from integrations.smp_timm.classification import predict_scores  # noqa: E402
@@ -102,7 +102,8 @@ def evaluate_setting(gen_path, scheduler, steps, n, seed, batch_size, seg, cls, 
         "seconds": seconds, "pairs_per_second": n / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "nonempty_binary_share": float(np.mean([m.any() for m in masks])),
-        "area": area_stats(masks), "area_real": real_areas,
+        "area": area_stats(masks, labels), "area_real": real_areas,
+        "area_real_matched": matched_area(real_areas, labels),
         "dice_real_segmenter_on_generated": {"mean": float(dices.mean()), "std": float(dices.std())},
         "frechet_distance": frechet_distance(real_feats, feats),
         "kernel_distance": kernel_distance(real_feats, feats),
@@ -177,7 +178,7 @@ def main(argv=None):
     real_train = sets["train"]
     real_images = [r.image for r in real_train.records]
     real_feats = image_features(real_images)
-    real_areas = area_stats([r.mask for r in real_train.records])
+    real_areas = area_stats([r.mask for r in real_train.records], [r.label for r in real_train.records])
     heldout = image_features([r.image for r in sets["val"].records])
     reference = {"model": "real held-out images (reference)", "n": len(sets["val"]),
                  "frechet_distance": frechet_distance(real_feats, heldout),
@@ -199,7 +200,7 @@ def main(argv=None):
             rows.append(evaluate_baseline(args.baseline, scheduler, int(steps), int(n), args.seed, args.batch_size,
                                           real_feats))
             print(rows[-1], flush=True)
-    md = ["| model | sampler | steps | pairs/s | FD | KID | seg. Dice on generated | non-empty | area mean (real) | "
+    md = ["| model | sampler | steps | pairs/s | FD | KID | seg. Dice on generated | non-empty | area mean (real, same types) | "
           "cls. AUC gen. |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "scheduler" not in r:  # real held-out images: realism only
@@ -214,7 +215,7 @@ def main(argv=None):
         md.append(f"| {r['model']} | {r['scheduler']} | {r['steps']} | {r['pairs_per_second']:.3f} | "
                   f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | "
                   f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['nonempty_binary_share']:.2f} | "
-                  f"{r['area']['mean']:.3f} ({r['area_real']['mean']:.3f}) | {auc:.3f} |")
+                  f"{r['area']['mean']:.3f} ({real_area_of(r):.3f}) | {auc:.3f} |")
     md.append("")
     md.append(f"Judges trained on {len(real_train)} BUSI train images; on the held-out part ({judges['internal_test']}): "
               f"segmenter Dice {judges['segmenter_dice_on_real_heldout']['mean']:.3f}, "

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.pig_latent_curve import ship  # noqa: E402
+from benchmarks.pig_latent_curve import guidance_options, ship  # noqa: E402
 from synthaug import create_generator  # noqa: E402
 from synthaug.pipelines.base import verify_checkpoint  # noqa: E402
 
@@ -35,6 +35,8 @@ def test_ship_swaps_in_a_complete_checkpoint_and_keeps_the_old_card(tiny_pig_dir
     shipped = json.loads((dest / "synthaug.json").read_text(encoding="utf-8"))
     assert shipped["default_mask_guidance"] == 2.0 and shipped["training_data"]["n_cases"] == 518
     assert create_generator(dest).mask_guidance == 2.0
+    # the curve measures 'no guidance' on such a checkpoint (or an export continued from it) explicitly
+    assert create_generator(dest, **guidance_options(0)).mask_guidance == 0.0
     card = (dest / "README.md").read_text(encoding="utf-8")
     assert card.startswith("# pig-busi-128\n") and "| 2 (default) | 0.710 |" in card and "old numbers: Dice 0.224" in card and "smallest w" in card
     assert not any(p.name.endswith((".new", ".old")) for p in tmp_path.iterdir())
