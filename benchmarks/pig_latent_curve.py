@@ -129,7 +129,8 @@ def mask_roundtrip(masks: list[np.ndarray], vae_path: str, grid: int = 32, batch
 
 
 # ----------------------------------------------------------------------------- shipping
-def ship(folder: Path, dest: Path, guidance: float, rows: list[dict], refs: dict, note: str) -> Path:
+def ship(folder: Path, dest: Path, guidance: float, rows: list[dict], refs: dict, note: str,
+         report: str = "pig_latent_curve") -> Path:
     """Make the export ``folder`` the shipped checkpoint ``dest``: its default mask guidance set, the BUSI
     train case ids recorded (the benchmarks' fairness check), a model card with this curve's numbers at
     that step and the replaced checkpoint's card kept below them; swapped in only when complete."""
@@ -154,12 +155,13 @@ def ship(folder: Path, dest: Path, guidance: float, rows: list[dict], refs: dict
     train = PairDataset.from_busi(data_root() / "BUSI", split="train", size=info["output_size"])
     record_training_data(new, data, train)
     here = [r for r in rows if r["train_steps"] == info["steps"]]
-    md = ["## Quality at this step (benchmarks/results/pig_latent_curve.md)", "",
-          "| mask guidance w | judge seg. Dice on generated | mask area (real) | FD | KID |", "|---|---|---|---|---|"]
+    md = [f"## Quality at this step (benchmarks/results/{report}.md)", "",
+          "| mask guidance w | judge seg. Dice on generated | mask area (real, same types) | FD | KID |", "|---|---|---|---|---|"]
     md += [f"| {guidance_of(r):g}{' (default)' if guidance_of(r) == guidance else ''} | "
            f"{r['dice_real_segmenter_on_generated']['mean']:.3f} | {r['area']['mean']:.3f} ({real_area_of(r):.3f})"
            f" | {r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |" for r in sorted(here, key=guidance_of)]
-    md += [f"| {name} | {ref['dice']:.3f} | {ref['area']:.3f} | {ref['fd']:.1f} | {ref['kid']:.4f} |"
+    md += [f"| {name} | {ref['dice']:.3f} | {ref['area']:.3f} ({ref.get('area_real', float('nan')):.3f}) | "
+           f"{ref['fd']:.1f} | {ref['kid']:.4f} |"
            for name, ref in refs.items()]
     old = (dest / "README.md").read_text(encoding="utf-8") if (dest / "README.md").is_file() else ""
     body = old.split("\n## Metrics")[0].partition("\n")[2]  # the replaced card without its title and JSON dump
@@ -325,7 +327,7 @@ def main(argv=None):
                       real_feats, real_areas)
         refs[name] = {"dice": res["dice_real_segmenter_on_generated"]["mean"], "area": res["area"]["mean"],
                       "fd": res["frechet_distance"], "kid": res["kernel_distance"], "color": colors[i % len(colors)],
-                      "checkpoint": path, "area_real": real_area_of(res)}
+                      "checkpoint": f"{path} @ {checkpoint_hash(path)[:8]}", "area_real": real_area_of(res)}
         print(name, refs[name], flush=True)
     rows = []
     found = exports(args.run)
@@ -371,7 +373,7 @@ def main(argv=None):
                       f"{o['area_ratio']:.3f} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.ship and found:
-        ship(found[-1][1], args.ship, args.ship_guidance, rows, refs, args.ship_note)
+        ship(found[-1][1], args.ship, args.ship_guidance, rows, refs, args.ship_note, args.name)
     if rows:
         plot_curve(rows, refs, RESULTS / f"{args.name}.png")
         md += ["", f"![curve]({args.name}.png)"]

@@ -22,6 +22,12 @@ def record_training_data(folder: Path, data, dataset) -> dict:
     return info["training_data"]
 
 
+def precision_text(info: dict) -> str:
+    """How the steps were computed: "float32" for ``mixed_precision: no`` (not "no autocast")."""
+    mp = info.get("mixed_precision")
+    return "float32" if mp in (None, "no", False) else f"{mp} autocast"
+
+
 def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: dict | None = None,
                      notes: str | None = None) -> Path:
     """Data, recipe, steps, wall time (from synthaug.json) and any metrics measured so far."""
@@ -33,7 +39,7 @@ def write_train_card(folder: Path, recipe: dict, data, n_cases: int, metrics: di
         f"- objective: `{recipe['objective']}`, recipe `recipes/{recipe['name']}.yaml`"
         + (f" with `--set {' '.join(recipe['overrides'])}`" if recipe.get("overrides") else ""),
         f"- data: `{data}` ({n_cases} training cases; BUSI is read through split.json, train split only)",
-        f"- steps: {info.get('steps')} at batch {info.get('batch_size')}, {info.get('mixed_precision')} autocast, EMA {info.get('ema_decay')}",
+        f"- steps: {info.get('steps')} at batch {info.get('batch_size')}, {precision_text(info)}, EMA {info.get('ema_decay')}",
         f"- wall time: {info.get('train_minutes')} min of training",
         *([f"- continued from `{info['init_from']}`: {info['steps'] - info['steps_this_run']} steps before, "
            f"{info['steps_this_run']} in this run (steps and wall time above are the totals)"]
