@@ -5,6 +5,11 @@ from __future__ import annotations
 from diffusers import ControlNetModel, UNet2DConditionModel
 
 
+def vae_factor(vae) -> int:
+    """Pixels per latent cell of an AutoencoderKL: each encoder level but the last halves the size."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
 def latent_unet(cross_attention_dim: int, sample_size: int = 32, in_channels: int = 4,
                 block_out_channels=(64, 128, 128), layers_per_block: int = 1, cross_attention_levels=(1, 2),
                 attention_head_dim: int = 8, norm_num_groups: int = 16) -> UNet2DConditionModel:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import SynthaugError
+from ..models.ldm import vae_factor
 from ..paths import cache_root
 from ..precision import native_bf16
 
@@ -121,7 +122,7 @@ class OpenVinoEngine:
                   "CACHE_DIR": str(self.folder / "compiled")}  # compiled blobs: later loads skip compilation
         unet, text_dim = pipe.unet, pipe.unet.config.cross_attention_dim
         lat, ch = unet.config.sample_size, unet.config.in_channels
-        size = lat * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        size = lat * vae_factor(pipe.vae)
         step_inputs = (torch.zeros(2, ch, lat, lat), torch.tensor([10]), torch.zeros(2, 8, text_dim),
                        torch.zeros(2, 1, size, size), torch.tensor(1.0))
         self._core, self._config, self._compiled = core, config, {}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ...errors import SynthaugError
-from ...models.ldm import latent_unet, mask_controlnet
+from ...models.ldm import latent_unet, mask_controlnet, vae_factor
 from ...models.text import PromptRule, TextEncoder
 from ...pipelines.base import LABELS, write_generator_info
 from ...pipelines.loading import load_vae
@@ -57,7 +57,7 @@ class LatentDiffusionObjective:
 
     @property
     def latent_size(self) -> int:
-        return self.resolution // 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return self.resolution // vae_factor(self.vae)
 
     def trainable(self):
         return self.models

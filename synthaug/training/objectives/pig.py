@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from diffusers import DDIMPipeline, UNet2DModel
 
 from ...errors import SynthaugError
+from ...models.ldm import vae_factor
 from ...models.unets import pixel_unet
 from ...pipelines.loading import load_vae
 from ...pipelines.pig import PIGPipeline, predict_x0, save_pig
@@ -90,7 +91,7 @@ class PigObjective:
     @property
     def latent_size(self) -> int:
         """The VAE's latent grid at ``resolution`` (each encoder level but the last halves the size)."""
-        return self.resolution // 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return self.resolution // vae_factor(self.vae)
 
     def trainable(self):
         return self.models
