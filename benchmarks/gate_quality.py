@@ -23,6 +23,7 @@ folder made by ``synthaug convert busi`` (the BUSI train split).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,8 @@ def main(argv=None):
     real_area = area_stats([r.mask for r in sets["train"].records], [r.label for r in sets["train"].records])
     judge = args.judge or judge_for(args.gate_data)
     gate_judge, judge_hash = load_judge(judge)
+    judge_info = json.loads((Path(judge) / "synthaug.json").read_text(encoding="utf-8"))
+    judge_cases = judge_info.get("training_data", {}).get("n_cases", "its")
     stu = stu_set(size=128).records  # the gate judge saw every BUSI train case: STU is its held-out check
     judge_on_stu = gate_judge.dice([r.image for r in stu], [r.mask for r in stu])
     judge_on_stu = {"mean": float(judge_on_stu.mean()), "std": float(judge_on_stu.std()), "n": len(stu)}
@@ -121,7 +124,8 @@ def main(argv=None):
                   f"{r['dice_gate_judge']['mean']:.3f} | {r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} | "
                   f"{r['area']['mean']:.3f} ({r.get('area_real_matched') or real_area['mean']:.3f}) |")
     md += ["", f"{args.n} pairs per row, the same case seeds with and without the gate (types alternating). Gate judge: "
-           f"`{judge}` (hash {judge_hash}), trained on the gate data's real cases (its Dice on the 42 STU images, "
+           f"`{judge}` (hash {judge_hash}), trained on {judge_cases} real BUSI train cases "
+           f"({'given with --judge' if args.judge else 'the --gate-data folder'}; its Dice on the 42 STU images, "
            f"an external check: {judge_on_stu['mean']:.3f}); benchmark segmenter: trained on "
            f"the {len(sets['train'])}-case BUSI train part, so on these rows it is an independent judge. "
            f"Seconds are wall time with `OMP_NUM_THREADS=1` beside other jobs; engine: "
