@@ -89,8 +89,8 @@ def compare_sides(a: dict, b: dict, metric: str = "mean") -> dict:
 
 
 def markdown(a: dict, b: dict, result: dict) -> str:
-    metric = a["report"]["task"]
-    md = [f"# {a['label']} against {b['label']} ({metric})", "",
+    task = a["report"]["task"]
+    md = [f"# {a['label']} against {b['label']} ({task})", "",
           f"`{a['condition']}` of [{Path(a['path']).name}]({Path(a['path']).name}) minus `{b['condition']}` of "
           f"[{Path(b['path']).name}]({Path(b['path']).name}): mean over the seeds both have "
           "[paired bootstrap 95% CI over test cases, pooled over seeds] verdict (per-seed differences).", "",
