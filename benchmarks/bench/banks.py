@@ -9,6 +9,7 @@ subset of the bank of that ratio's size, nested across ratios.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
         ids = sorted(r.case_id for r in backgrounds.records)
         key += "-realbg-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]
     root = work / "banks" / key
-    gen, seconds, entries = None, 0.0, {}
+    gen, seconds, entries, made_chunks = None, 0.0, {}, []
     for label, n in need.items():
         folder = root / (label or "unlabelled")
         chunks = []
@@ -146,13 +147,24 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
                         seconds += time.time() - t0
                         partial.rename(done)
             chunks.append(done)
+        made_chunks += chunks
         entries[label] = [e for c in chunks for e in PairBank.open(c).entries][:n]
     if seconds:
         print(f"bank {key}: generated in {seconds:.0f} s", flush=True)
     made = {"folder": str(root), "steps": steps, "scheduler": scheduler, "options": options or {},
-            "gate": {k: v for k, v in gate.items() if k != "real"} if gate else None,
+            "gate": {**{k: v for k, v in gate.items() if k != "real"}, **gate_tally(made_chunks)} if gate else None,
             "pairs": {k or "unlabelled": len(v) for k, v in entries.items()}}
     return Bank(key, entries, seconds, made)
+
+
+def gate_tally(chunks: list[Path]) -> dict:
+    """Draws the gate made for these chunks and how many it rejected (their manifests): its cost here."""
+    draws = kept = 0
+    for c in chunks:
+        manifest = json.loads((c / "pairs.json").read_text(encoding="utf-8"))
+        draws += manifest["gate"]["draws"]
+        kept += len(manifest["pairs"])
+    return {"draws": draws, "rejected": draws - kept}
 
 
 def bank_need(n_real: int, conditions: list, shares: dict, background: str = "synthetic") -> dict:

@@ -252,7 +252,9 @@ def generator_notes(gen: dict, bank: dict | None, names: dict) -> list[str]:
         if bank.get("gate"):
             g = bank["gate"]
             out.append(f"- Quality gate: only pairs the judge (trained on the benchmark's train part only) scores at "
-                       f"Dice >= {g['dice']:g}, up to {g.get('tries')} draws per pair.")
+                       f"Dice >= {g['dice']:g}, up to {g.get('tries')} draws per pair"
+                       + (f"; making the bank it rejected {g['rejected']} of {g['draws']} draws "
+                          f"({g['rejected'] / g['draws']:.1%})." if g.get("draws") else "."))
     out.append(f"- Training data per its model card: {gen['card_data'] or 'not stated (no model card)'}."
                + (f" Its synthaug.json lists {gen['training_cases']} training case ids, all in the BUSI train split."
                   if gen["busi_train_only"] else " **Not confirmed to be the BUSI train split only.**"))

@@ -73,7 +73,14 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
         sampler_options(["mask_guidance"])
     made, sampled = [], []
     monkeypatch.setattr(banks, "create_generator", lambda path, **k: made.append(k) or "gen")
-    monkeypatch.setattr(banks, "sample_to_folder", lambda gen, n, out, **k: sampled.append(k) or out.mkdir(parents=True))
+
+    def sample(gen, n, out, **k):  # a gated chunk's manifest: 4 pairs kept of 6 draws
+        sampled.append(k)
+        out.mkdir(parents=True)
+        if "gate_dice" in k:
+            (out / "pairs.json").write_text(json.dumps({"gate": {"draws": 6}, "pairs": {f"p{i}": {} for i in range(4)}}))
+
+    monkeypatch.setattr(banks, "sample_to_folder", sample)
     monkeypatch.setattr(banks.PairBank, "open", classmethod(lambda cls, folder: type("B", (), {"entries": []})()))
     record = {"generator": "pig", "checkpoint_hash": "h", "info": {}, "path": "p"}
     train = PairDataset([Record(np.zeros((8, 8), np.uint8), np.ones((8, 8), bool), "benign", f"c{i}")
@@ -86,7 +93,7 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
     assert made[1]["mask_guidance"] == 4.0 and "mask_guidance" not in made[0]
     assert "gate_dice" not in sampled[1] and (sampled[2]["gate_dice"], sampled[2]["gate_data"],
                                               sampled[2]["gate_tries"]) == (0.5, train, 7)
-    assert gated.record["gate"] == {"dice": 0.5, "tries": 7} and guided.record["options"] == {"mask_guidance": 4.0}
+    assert gated.record["gate"] == {"dice": 0.5, "tries": 7, "draws": 6, "rejected": 2} and guided.record["options"] == {"mask_guidance": 4.0}
     # a bank made in float32 (no native bf16 on this CPU) is another bank: its pixels differ
     monkeypatch.setenv("SYNTHAUG_BF16", "1")
     bf16 = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4).key
@@ -300,3 +307,16 @@ def test_run_settings_record_the_precision_carried_out(monkeypatch):
     plans = [make_plan(SEGMENTATION, parse_args(SEGMENTATION, ["--profile", "converged"] + extra))
              for extra in ([], ["--no-bf16"])]
     assert [p["settings"]["bf16"] for p in plans] == [True, False]
+
+
+def test_report_states_what_the_gate_rejected_making_the_bank():
+    from benchmarks.bench.report import generator_notes
+
+    gen = {"ref": "checkpoints/pig-busi-128", "generator": "pig", "checkpoint_hash": "h", "conditions": ["label"],
+           "card_data": "BUSI", "busi_train_only": True, "training_cases": 518, "busi_train_cases": 518}
+    bank = {"pairs": {"benign": 3}, "scheduler": "dpm++", "steps": 20,
+            "gate": {"dice": 0.5, "tries": 20, "draws": 362, "rejected": 10}}
+    text = "\n".join(generator_notes(gen, bank, {}))
+    assert "Dice >= 0.5, up to 20 draws per pair; making the bank it rejected 10 of 362 draws (2.8%)." in text
+    del bank["gate"]["draws"], bank["gate"]["rejected"]  # a bank record written before the tally
+    assert "up to 20 draws per pair." in "\n".join(generator_notes(gen, bank, {}))
