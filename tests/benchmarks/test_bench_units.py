@@ -78,7 +78,8 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
         sampled.append(k)
         out.mkdir(parents=True)
         if "gate_dice" in k:
-            (out / "pairs.json").write_text(json.dumps({"gate": {"draws": 6}, "pairs": {f"p{i}": {} for i in range(4)}}))
+            manifest = {"gate": {"draws": 6}, "pairs": {f"p{i}": {} for i in range(4)}}
+            (out / "pairs.json").write_text(json.dumps(manifest))
 
     monkeypatch.setattr(banks, "sample_to_folder", sample)
     monkeypatch.setattr(banks.PairBank, "open", classmethod(lambda cls, folder: type("B", (), {"entries": []})()))
@@ -93,7 +94,8 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
     assert made[1]["mask_guidance"] == 4.0 and "mask_guidance" not in made[0]
     assert "gate_dice" not in sampled[1] and (sampled[2]["gate_dice"], sampled[2]["gate_data"],
                                               sampled[2]["gate_tries"]) == (0.5, train, 7)
-    assert gated.record["gate"] == {"dice": 0.5, "tries": 7, "draws": 6, "rejected": 2} and guided.record["options"] == {"mask_guidance": 4.0}
+    assert gated.record["gate"] == {"dice": 0.5, "tries": 7, "draws": 6, "rejected": 2}
+    assert guided.record["options"] == {"mask_guidance": 4.0}
     # a bank made in float32 (no native bf16 on this CPU) is another bank: its pixels differ
     monkeypatch.setenv("SYNTHAUG_BF16", "1")
     bf16 = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4).key
