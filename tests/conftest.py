@@ -14,8 +14,11 @@ from synthaug.paths import data_root
 
 # Tests use tiny models: one intra-op thread avoids OpenMP thrashing when the
 # two cores are shared (CI runs the suite alone; sessions train beside it).
+# Pinned, not defaulted: the commands' default thread count (synthaug.threads) follows OMP_NUM_THREADS, and
+# tests that compare the bytes of a command's output with an in-process run's (pixels and the manifest's
+# per-case thread count depend on it) failed when the caller exported OMP_NUM_THREADS=2.
 torch.set_num_threads(1)
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # the commands' default thread count (synthaug.threads) follows it
+os.environ["OMP_NUM_THREADS"] = "1"
 from synthaug.pipelines.base import GENERATOR_INFO, Pair, PairGenerator, register_generator
 
 
