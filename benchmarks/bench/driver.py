@@ -29,6 +29,11 @@ def parse_args(task: Task, argv=None) -> argparse.Namespace:
     ap.add_argument("--train-steps", type=int, help="optimiser steps per run, the same for every condition")
     ap.add_argument("--patience", type=int, help="converged profile: stop after this many epochs without a better "
                                                   "validation score")
+    ap.add_argument("--real-fraction", type=float, help="train on this stratified fraction of the real train part "
+                                                        "(nested across fractions, fixed per seed); validation and "
+                                                        "tests unchanged")
+    ap.add_argument("--min-batches", type=int, help="stretch short epochs to this many batches (a floor of "
+                                                    "optimiser steps for small real fractions)")
     ap.add_argument("--size", type=int, help="image side in pixels")
     ap.add_argument("--cases", type=int, help="cap every split at this many cases")
     ap.add_argument("--batch-size", type=int)
@@ -67,7 +72,8 @@ def make_plan(task: Task, args) -> dict:
         p["seeds"] = [int(x) for x in args.seeds.split(",") if x.strip()]
     if args.epochs is not None:
         p["train_steps"] = None
-    for key in ("epochs", "train_steps", "patience", "size", "cases", "batch_size", "lr", "steps", "scheduler"):
+    for key in ("epochs", "train_steps", "patience", "size", "cases", "batch_size", "lr", "steps", "scheduler",
+                "real_fraction", "min_batches"):
         if getattr(args, key, None) is not None:
             p[key] = getattr(args, key)
     settings = {k: p[k] for k in ("epochs", "size", "cases", "batch_size", "lr")}
@@ -77,6 +83,9 @@ def make_plan(task: Task, args) -> dict:
     if p.get("select"):
         settings["select"] = p["select"]
         settings["patience"] = p.get("patience")
+    for key in ("real_fraction", "min_batches"):  # only when set, so the earlier runs' settings keep their hash
+        if p.get(key) not in (None, 1.0):
+            settings[key] = p[key]
     return {"models": p["models"], "conditions": parse_conditions(p["conditions"]), "seeds": p["seeds"],
             "settings": settings, "steps": p["steps"], "scheduler": p["scheduler"], "chunk": p["chunk"]}
 

@@ -35,6 +35,7 @@ from filelock import FileLock, Timeout
 from benchmarks.bench.banks import Bank, bank_subset
 from benchmarks.bench.conditions import COPY_PASTE, TrainCondition
 from benchmarks.bench.copypaste import copy_paste_records
+from benchmarks.bench.splits import real_fraction_subset
 from integrations.smp_timm.augment import ordinary_augmentation
 from synthaug.data.datasets import PairDataset
 from synthaug.mix import SyntheticMix
@@ -62,6 +63,7 @@ class Task:
     external: bool = False  # also measure on STU (it has masks, no tumour type)
     needs_label: bool = False  # every training item must carry its tumour type
     paired_metric: str = "mean"
+    describe_model: Callable[[str], dict] | None = None  # e.g. the encoder and where its weights came from
 
 
 class BestCheckpoint:
@@ -133,6 +135,8 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
     (``bank``: the bank of the condition's background). With ``state_path`` the run saves its state
     there after every epoch and resumes from it when present (the caller deletes it when done)."""
     progress = RunProgress()
+    fraction = s.get("real_fraction", 1.0)
+    data = {**data, "train": real_fraction_subset(data["train"], fraction, seed)}  # nested per seed
     torch.manual_seed(seed)  # the model's initialisation
     model = task.build(model_name)
     train = training_set(cond, data["train"], bank, shares, seed)
@@ -151,13 +155,16 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
 
     selecting = s.get("select") == "best-val"
     resume = {"state_path": state_path, "extra_state": progress} if state_path else {}  # fit's arguments
+    if s.get("min_batches"):
+        resume["min_batches"] = s["min_batches"]
     task.train(model, train, epochs=epochs, batch_size=s["batch_size"], lr=s["lr"], seed=seed, bf16=s["bf16"],
                on_epoch_end=validate if selecting else None, **resume)
     t_train = progress.seconds()
     if selecting:
         best.restore(model).eval()
     metrics = {split: task.evaluate(model, ds, s["bf16"]) for split, ds in data.items() if split != "train"}
-    out = {"task": task.name, "model": model_name, "condition": cond.name, "ratio": cond.ratio,
+    out = {"task": task.name, "model": model_name, **(task.describe_model(model_name) if task.describe_model else {}),
+           "real_fraction": fraction, "condition": cond.name, "ratio": cond.ratio,
            "ordinary_augmentation": cond.augment, "source": cond.source, "seed": seed, "n_real": len(data["train"]),
            "n_synthetic": len(train) - len(data["train"]) if cond.synthetic else 0,
            "n_added": len(train) - len(data["train"]), "epochs": epochs, "bank": bank.key if cond.synthetic else None,

@@ -53,6 +53,26 @@ def benchmark_splits(size: int, cases: int | None, external: bool) -> dict:
     return {"sets": data, "names": names}
 
 
+def real_fraction_subset(train: PairDataset, fraction: float, seed: int) -> PairDataset:
+    """A stratified ``fraction`` of the train part, fixed per seed and nested across fractions.
+
+    Each tumour type's cases are shuffled once per seed and the first ``round(fraction x n_type)``
+    (at least one) are kept, so 10% of a seed lies inside its 25%, which lies inside 100%: a
+    scarcity curve compares annotation budgets, not different draws of cases.
+    """
+    if not 0 < fraction <= 1:
+        raise SystemExit(f"--real-fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return train
+    labels = np.array(train.labels)
+    keep = []
+    for code in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == code)
+        order = np.random.default_rng([seed, int(code) + 1]).permutation(idx)
+        keep += order[: max(1, round(fraction * idx.size))].tolist()
+    return subset(train, sorted(keep))
+
+
 def class_shares(train: PairDataset, conditional: bool) -> dict:
     """Tumour-type shares of the real train part, the shares the synthetic bank is drawn at."""
     if not conditional:
