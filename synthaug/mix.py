@@ -35,6 +35,9 @@ from .io.images import resize_image, resize_mask
 from .pipelines.base import Pair, PairGenerator, pair_seeds, sample_cases
 
 
+SCHEDULES = ("constant", "decay", "pretrain")
+
+
 class SyntheticMix(Dataset):
     """``real_dataset`` followed by ``round(ratio * len(real_dataset))`` synthetic items.
 
@@ -59,7 +62,8 @@ class SyntheticMix(Dataset):
 
     def __init__(self, real_dataset, source, ratio: float = 0.25, seed: int = 0, refresh_every: int | None = None,
                  cache_size: int | None = None, size=None, batch_size: int = 16, background: str | None = None,
-                 gate_dice: float | None = None, judge=None, gate_tries: int = DEFAULT_TRIES):
+                 gate_dice: float | None = None, judge=None, gate_tries: int = DEFAULT_TRIES,
+                 schedule: str = "constant", epochs: int | None = None, pretrain_fraction: float = 0.5):
         if isinstance(ratio, bool) or not (isinstance(ratio, (int, float, np.number)) and 0 < ratio <= MAX_RATIO):
             raise SynthaugError(f"ratio must be in (0, {MAX_RATIO}], got {ratio}")  # NaN fails every comparison
         if int(seed) < 0:
@@ -68,6 +72,13 @@ class SyntheticMix(Dataset):
         self.n_synthetic = round(ratio * self.n_real)
         if self.n_synthetic == 0:
             raise SynthaugError(f"ratio {ratio} of {self.n_real} real items rounds to no synthetic item")
+        if schedule not in SCHEDULES:
+            raise SynthaugError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+        if schedule != "constant" and (epochs is None or int(epochs) < 1):
+            raise SynthaugError(f"schedule {schedule!r} needs epochs (the run's epoch count, >= 1)")
+        if not 0 < pretrain_fraction < 1:
+            raise SynthaugError(f"pretrain_fraction must be in (0, 1), got {pretrain_fraction}")
+        self.schedule, self.epochs, self.pretrain_fraction = schedule, epochs, float(pretrain_fraction)
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.size = as_size(size) if size is not None else getattr(real_dataset, "size", None)
         self.transform = getattr(real_dataset, "transform", None)
@@ -108,8 +119,34 @@ class SyntheticMix(Dataset):
                 self._pairs, self._refresh_index = self._generate(r), r
         n = len(self._pairs)
         rng = np.random.default_rng([self.seed, self.epoch])
-        rounds = -(-self.n_synthetic // n)  # enough shuffled passes over the source to fill every slot
-        self._order = np.concatenate([rng.permutation(n) for _ in range(rounds)])[: self.n_synthetic]
+        slots = max(self.n_synthetic, round(self.synthetic_share() * len(self)))  # pretraining fills every index
+        rounds = -(-slots // n)  # enough shuffled passes over the source to fill every slot
+        self._order = np.concatenate([rng.permutation(n) for _ in range(rounds)])[:slots]
+        self._slots = self._schedule_slots()
+
+    def synthetic_share(self, epoch: int | None = None) -> float:
+        """The share of this epoch's items that are synthetic pairs under the schedule."""
+        e = self.epoch if epoch is None else int(epoch)
+        constant = self.n_synthetic / len(self)
+        if self.schedule == "decay":
+            return constant * max(0.0, 1 - e / max(1, self.epochs - 1))
+        if self.schedule == "pretrain":
+            return 1.0 if e < round(self.pretrain_fraction * self.epochs) else 0.0
+        return constant
+
+    def _schedule_slots(self) -> np.ndarray | None:
+        """What each index shows this epoch: >= 0 a real item, < 0 synthetic slot ``-1 - k``
+        (None: the constant layout, real items then synthetic slots). Real draws beyond the real
+        items are shuffled per (seed, epoch) so they spread over the real set."""
+        if self.schedule == "constant":
+            return None
+        total, n_syn = len(self), round(self.synthetic_share() * len(self))
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        n_real = total - n_syn
+        passes = [rng.permutation(self.n_real) for _ in range(-(-n_real // self.n_real))]
+        real = np.concatenate(passes)[:n_real] if passes else np.zeros(0, np.int64)
+        syn = -1 - np.arange(n_syn)
+        return np.concatenate([real, syn]).astype(np.int64)
 
     def _generate(self, refresh: int) -> list[Pair]:
         if self._generator is None:
@@ -154,9 +191,10 @@ class SyntheticMix(Dataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
-        if index < self.n_real:
-            return self.real[index]
-        pair = self._pairs[int(self._order[index - self.n_real])]
+        slot = index - self.n_real if self._slots is None else -1 - int(self._slots[index])
+        if slot < 0:
+            return self.real[index if self._slots is None else int(self._slots[index])]
+        pair = self._pairs[int(self._order[slot])]
         item = make_item(pair.image, pair.mask, pair.meta.get("label"), pair.meta["case_id"], True, self.size)
         return self.transform(item) if self.transform else item
 

@@ -174,7 +174,7 @@ def bank_need(n_real: int, conditions: list, shares: dict, background: str = "sy
     for c in conditions:
         if not c.synthetic or c.background != background:
             continue
-        for label, n in class_counts(round(c.ratio * n_real), shares).items():
+        for label, n in class_counts(round(c.pool_ratio * n_real), shares).items():
             need[label] = max(need[label], n)
     return need
 

