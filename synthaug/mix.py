@@ -38,6 +38,20 @@ from .pipelines.base import Pair, PairGenerator, pair_seeds, sample_cases
 SCHEDULES = ("constant", "decay", "pretrain")
 
 
+def scheduled_share(schedule: str, epoch: int, epochs: int | None, constant: float,
+                    pretrain_fraction: float = 0.5) -> float:
+    """Share of an epoch's items that are synthetic: ``constant`` throughout, decaying linearly from it
+    to none at the last epoch, or all synthetic for the first ``pretrain_fraction`` of the epochs then
+    none. One rule for ``SyntheticMix`` and nnU-Net's ``SYNTHAUG_SCHEDULE``."""
+    if schedule == "decay":
+        return constant * max(0.0, 1 - epoch / max(1, epochs - 1))
+    if schedule == "pretrain":
+        return 1.0 if epoch < round(pretrain_fraction * epochs) else 0.0
+    if schedule != "constant":
+        raise SynthaugError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+    return constant
+
+
 class SyntheticMix(Dataset):
     """``real_dataset`` followed by ``round(ratio * len(real_dataset))`` synthetic items.
 
@@ -127,12 +141,7 @@ class SyntheticMix(Dataset):
     def synthetic_share(self, epoch: int | None = None) -> float:
         """The share of this epoch's items that are synthetic pairs under the schedule."""
         e = self.epoch if epoch is None else int(epoch)
-        constant = self.n_synthetic / len(self)
-        if self.schedule == "decay":
-            return constant * max(0.0, 1 - e / max(1, self.epochs - 1))
-        if self.schedule == "pretrain":
-            return 1.0 if e < round(self.pretrain_fraction * self.epochs) else 0.0
-        return constant
+        return scheduled_share(self.schedule, e, self.epochs, self.n_synthetic / len(self), self.pretrain_fraction)
 
     def _schedule_slots(self) -> np.ndarray | None:
         """What each index shows this epoch: >= 0 a real item, < 0 synthetic slot ``-1 - k``

@@ -15,6 +15,10 @@ Settings (environment variables, read when training starts):
   raw folder ``synthaug expand`` filled), or a generator: a registered name
   or a checkpoint folder (default ``bus``, the shipped checkpoint).
 * ``SYNTHAUG_SEED`` -- which synthetic pairs are drawn (default 0).
+* ``SYNTHAUG_SCHEDULE`` -- ``constant`` (default), ``decay`` (the synthetic share of the draws
+  falls linearly to none by the last epoch, in ``DECAY_PHASES`` steps) or ``pretrain`` (only
+  synthetic cases for the first half of the epochs, then only real ones): the same rule as
+  ``SyntheticMix(schedule=...)``, applied through the loader's sampling probabilities.
 
 nnU-Net names the results folder after the trainer class only, so runs with
 different settings need different ``nnUNet_results`` folders (or a subclass
@@ -33,6 +37,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import distributed as dist
 
@@ -42,9 +47,28 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from integrations.nnunet.synthetic_cases import refuse_expanded_raw, write_synthetic_cases
 from synthaug.expand import MAX_RATIO  # the bound synthaug expand accepts
+from synthaug.mix import SCHEDULES, scheduled_share
 from synthaug.paths import DEFAULT_GENERATOR
 
 KEYS_FILE = "loader_keys.json"
+DECAY_PHASES = 10  # a multi-process loader restarts its workers when the probabilities change
+
+
+def synthaug_schedule() -> str:
+    """SYNTHAUG_SCHEDULE (constant, decay or pretrain)."""
+    schedule = os.environ.get("SYNTHAUG_SCHEDULE", "constant").strip() or "constant"
+    if schedule not in SCHEDULES:
+        raise ValueError(f"SYNTHAUG_SCHEDULE={schedule!r}: use one of {', '.join(SCHEDULES)}")
+    return schedule
+
+
+def schedule_probabilities(n_real: int, n_synthetic: int, share: float) -> np.ndarray:
+    """Per-key sampling probabilities (real keys first) that draw synthetic keys with probability ``share``."""
+    if n_synthetic == 0 or share <= 0:
+        return np.concatenate([np.full(n_real, 1 / n_real), np.zeros(n_synthetic)])
+    if share >= 1:
+        return np.concatenate([np.zeros(n_real), np.full(n_synthetic, 1 / n_synthetic)])
+    return np.concatenate([np.full(n_real, (1 - share) / n_real), np.full(n_synthetic, share / n_synthetic)])
 
 
 def synthaug_settings() -> tuple[float, str, int]:
@@ -113,7 +137,32 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
             {"train": list(dataset_tr.identifiers), "val": list(dataset_val.identifiers)}, indent=1) + "\n")
         self.print_to_log_file(f"synthaug: training loader draws from {len(real_keys)} real + {len(synthetic)} "
                                f"synthetic cases; validation keeps its {len(dataset_val.identifiers)} real cases")
+        self._synthaug_counts = (len(real_keys), len(synthetic))
         return dataset_tr, dataset_val
+
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        self._apply_schedule()
+
+    def _apply_schedule(self) -> None:
+        """Set this epoch's sampling probabilities when SYNTHAUG_SCHEDULE moves the synthetic share."""
+        schedule, counts = synthaug_schedule(), getattr(self, "_synthaug_counts", None)
+        if schedule == "constant" or counts is None:
+            return
+        n_real, n_syn = counts
+        epoch = self.current_epoch
+        if schedule == "decay":  # piecewise constant, so worker restarts stay few
+            epoch = (epoch * DECAY_PHASES // self.num_epochs) * self.num_epochs // DECAY_PHASES
+        share = round(scheduled_share(schedule, epoch, self.num_epochs, n_syn / (n_real + n_syn)), 4)
+        if share == getattr(self, "_synthaug_share", None):
+            return
+        self._synthaug_share = share
+        augmenter = self.dataloader_train
+        loader = getattr(augmenter, "data_loader", None) or augmenter.generator
+        loader.sampling_probabilities = schedule_probabilities(n_real, n_syn, share)
+        if hasattr(augmenter, "restart"):  # worker processes hold copies of the loader
+            augmenter.restart()
+        self.print_to_log_file(f"synthaug: schedule {schedule}, epoch {self.current_epoch}: synthetic share {share:.2f}")
 
 
 def _shorten(trainer: nnUNetTrainer) -> None:
