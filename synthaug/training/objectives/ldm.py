@@ -17,7 +17,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ...errors import SynthaugError
 from ...models.ldm import latent_unet, mask_controlnet, vae_factor
-from ...data.descriptors import DescriptorRule, descriptor_prompt
+from ...models.descriptors import DescriptorRule, descriptor_prompt
 from ...models.text import PromptRule, TextEncoder
 from ...pipelines.base import LABELS, write_generator_info
 from ...pipelines.loading import load_vae
@@ -25,7 +25,7 @@ from .vae import to_vae
 
 
 # "type-median": the first checkpoints' words (margin and echo texture split at the type's median);
-# "descriptors": measured BI-RADS echogenicity and margin words (synthaug.data.descriptors)
+# "descriptors": measured BI-RADS echogenicity and margin words (synthaug.models.descriptors)
 PROMPT_STYLES = ("type-median", "descriptors")
 
 

@@ -6,7 +6,7 @@ import torch
 
 from integrations.smp_timm.segmentation import build_segmenter, encoder_of
 from synthaug.errors import SynthaugError
-from synthaug.models.pretrained import lite_state_dict, load_into
+from synthaug.pretrained import lite_state_dict, load_into
 
 
 def test_unet_lite0_carries_the_wheels_imagenet_weights():

@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 import torch
 
-from ..errors import SynthaugError
+from .errors import SynthaugError
 
 LITE_VARIANTS = (0, 1, 2)
 IMAGENET_MEAN_STD = (0.5, 0.5)  # the TF-converted lite weights were trained on inputs scaled to [-1, 1]

@@ -14,6 +14,9 @@ the first bus checkpoint made none).
   above the training set's ``irregular_q`` quantile; else *indistinct* when the boundary
   sharpness (grey-level step across the boundary, 1-3 px each side, as a fraction of the
   lesion contrast) is below the training ``indistinct_q`` quantile; else *circumscribed*.
+
+It sits beside ``text.py`` (the first checkpoints' prompt words) rather than in ``synthaug.data``:
+the bus pipeline writes these prompts, and ``synthaug.data`` already imports the pipelines.
 """
 from __future__ import annotations
 

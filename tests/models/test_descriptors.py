@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from synthaug.data.descriptors import (DescriptorRule, boundary_sharpness, descriptor_prompt, echo_word,
+from synthaug.models.descriptors import (DescriptorRule, boundary_sharpness, descriptor_prompt, echo_word,
                                        lesion_contrast, parse_mix)
 from synthaug.errors import SynthaugError
 
