@@ -83,6 +83,15 @@ class Bank:
     entries: dict
     seconds_generating: float = 0.0
     record: dict = field(default_factory=dict)
+    base: dict | None = None  # pairs per class the conditions without a "bank M%" draw from (their largest ratio)
+    n_real: int = 0  # real train cases the bank's ratios are counted against (the full train part)
+
+    def pool(self, counts: dict) -> dict:
+        """Entries per class a condition needing ``counts`` draws from: the bank's first ``base`` pairs, or
+        more for a larger bank. Conditions without a bank therefore see the same pairs whether or not a
+        run with a large bank made the bank grow (chunk k always holds the same seeds)."""
+        base = self.base or {label: len(v) for label, v in self.entries.items()}
+        return {label: v[: max(base.get(label, 0), counts.get(label, 0))] for label, v in self.entries.items()}
 
 
 def variant_key(options: dict | None, gate: dict | None) -> str:
@@ -179,16 +188,17 @@ def bank_need(n_real: int, conditions: list, shares: dict, background: str = "sy
     return need
 
 
-def bank_subset(bank: Bank, n: int, shares: dict, seed: int) -> PairBank:
+def bank_subset(bank: Bank, n: int, shares: dict, seed: int, pool_counts: dict | None = None) -> PairBank:
     """``n`` bank pairs at the real class shares, the first ones of a per-seed shuffle of each class.
 
     A fixed subset of the ratio's size (not the whole bank cycled through)
     keeps "25%" meaning 25% distinct synthetic cases, as the BUS paper's
-    pre-generated sets did; taking prefixes nests the ratios within a seed.
+    pre-generated sets did; taking prefixes nests the ratios within a seed. ``pool_counts``: the
+    pairs per class the condition draws from (``Bank.pool``; default: the bank's base pairs).
     """
-    picked = []
+    picked, entries = [], bank.pool(pool_counts or {})
     for label, k in class_counts(n, shares).items():
-        pool = bank.entries[label]
+        pool = entries[label]
         order = np.random.default_rng([seed, LABEL_ORDER.index(label)]).permutation(len(pool))
         picked += [pool[i] for i in order[:k]]
     return PairBank(picked, bank.record.get("folder"))

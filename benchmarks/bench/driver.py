@@ -135,6 +135,9 @@ def main(task: Task, argv=None) -> Path:
                                             plan["chunk"], args.bank_batch_size, generate=not args.report_only,
                                             backgrounds=split["sets"]["train"] if background == "real" else None,
                                             options=sampler_options(args.sampler_option), gate=gate)
+            plain = [c for c in plan["conditions"] if c.bank is None]
+            banks[background].base = bank_need(len(split["sets"]["train"]), plain, shares, background)
+            banks[background].n_real = len(split["sets"]["train"])
     if args.import_runs:
         n = import_runs(args.import_runs, task, plan, banks, args.work, args.profile)
         print(f"imported {n} finished runs from {args.import_runs}", flush=True)

@@ -35,7 +35,7 @@ from filelock import FileLock, Timeout
 from benchmarks.bench.banks import Bank, bank_subset
 from benchmarks.bench.conditions import COPY_PASTE, TrainCondition
 from benchmarks.bench.copypaste import copy_paste_records
-from benchmarks.bench.splits import real_fraction_subset
+from benchmarks.bench.splits import class_counts, real_fraction_subset
 from integrations.smp_timm.augment import ordinary_augmentation
 from synthaug.data.datasets import PairDataset
 from synthaug.mix import SyntheticMix
@@ -119,7 +119,9 @@ def training_set(cond: TrainCondition, train: PairDataset, bank: Bank | None, sh
     n = round(cond.ratio * len(real))
     if cond.source == COPY_PASTE:
         return PairDataset(list(train.records) + copy_paste_records(list(train.records), n, seed), transform=transform)
-    pool = bank_subset(bank, round(cond.pool_ratio * len(real)), shares, seed)
+    n_pool = round(cond.pool_ratio * len(real))
+    pool = bank_subset(bank, n_pool, shares, seed, class_counts(round(cond.pool_ratio * bank.n_real), shares)
+                       if cond.bank is not None and bank.n_real else None)
     return SyntheticMix(real, pool, ratio=cond.ratio, seed=seed, schedule=cond.schedule,
                         epochs=epochs if cond.schedule != "constant" else None)
 

@@ -17,7 +17,7 @@ from synthaug.precision import use_bf16
 
 def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, dict], torch.Tensor], epochs: int,
         batch_size: int = 16, lr: float = 1e-3, device: str = "cpu", bf16: bool = True, seed: int = 0,
-        num_workers: int = 0, desc: str = "train", min_batches: int | None = None,
+        num_workers: int = 0, desc: str = "train", min_batches: int | None = None, channels_last: bool = True,
         on_epoch_end: Optional[Callable[[int, float], bool]] = None,
         state_path: Optional[str | Path] = None, extra_state=None) -> torch.nn.Module:
     """Train ``model`` in place for ``epochs`` on ``dataset`` (any synthaug item dataset).
@@ -40,14 +40,15 @@ def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, d
     further shuffled passes over it (a floor of optimiser steps, so 10% of the real cases trains
     as many steps as 100% and validation runs on the same step grid); larger datasets are unchanged.
 
-    Activations are kept channels-last: oneDNN's convolutions run faster on that layout on CPU
-    (measured here: about 10% for the resnet18 U-Net, 30% for EfficientNet-Lite0 in float32).
+    ``channels_last``: weights and images in that layout, which oneDNN's CPU convolutions run faster
+    (benchmarks/results/seg_epoch_speed.md); the sums differ from the default layout's in the last bits.
     """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, generator=g, num_workers=num_workers,
                         drop_last=len(dataset) > batch_size, **epoch_sampling(len(dataset), batch_size, min_batches, g))
-    model.to(device, memory_format=torch.channels_last).train()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=layout).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * len(loader)))
     amp = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
@@ -59,7 +60,7 @@ def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, d
             dataset.set_epoch(epoch)
         total, n = 0.0, 0
         for batch in loader:
-            batch = {k: (to_device(v, device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            batch = {k: (to_device(v, device, layout) if torch.is_tensor(v) else v) for k, v in batch.items()}
             with amp:
                 loss = step_loss(model, batch)
             opt.zero_grad(set_to_none=True)
@@ -85,10 +86,10 @@ def epoch_sampling(n: int, batch_size: int, min_batches: int | None, g: torch.Ge
     return {"sampler": RandomSampler(range(n), num_samples=min_batches * batch_size, generator=g)}
 
 
-def to_device(t: torch.Tensor, device: str) -> torch.Tensor:
-    """A batch tensor on ``device``; images (N, C, H, W) channels-last like the model."""
+def to_device(t: torch.Tensor, device: str, layout=torch.channels_last) -> torch.Tensor:
+    """A batch tensor on ``device``; images (N, C, H, W) in the model's memory layout."""
     t = t.to(device)
-    return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
+    return t.contiguous(memory_format=layout) if t.ndim == 4 else t
 
 
 def save_training_state(path: str | Path, parts: dict, g: torch.Generator, next_epoch: int) -> None:
@@ -117,12 +118,14 @@ def load_training_state(path: str | Path, parts: dict, g: torch.Generator) -> in
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: str = "cpu", bf16: bool = True):
+def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: str = "cpu", bf16: bool = True,
+            channels_last: bool = True):
     """Yield (batch, model output as float32) over ``dataset`` in order."""
-    model.to(device, memory_format=torch.channels_last).eval()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=layout).eval()
     amp = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
                            enabled=use_bf16(bf16, device))
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         with amp:
-            out = model(to_device(batch["image"], device))
+            out = model(to_device(batch["image"], device, layout))
         yield batch, out.float().cpu()

@@ -55,3 +55,49 @@ def test_schedule_conditions_parse(name, ratio, pool, schedule):
 def test_bad_schedule_conditions_are_refused(name):
     with pytest.raises(SystemExit):
         TrainCondition.parse(name)
+
+
+def test_a_grown_bank_leaves_the_pairs_of_plain_conditions_unchanged(tmp_path):
+    from benchmarks.bench.banks import Bank, bank_subset
+    from synthaug.data.mix import BankEntry
+
+    entries = {"benign": [BankEntry(f"b{i}", tmp_path / "x.png", tmp_path / "x.png", "benign") for i in range(100)]}
+    (tmp_path / "x.png").write_bytes(b"")
+    small = Bank("k", {"benign": entries["benign"][:10]}, base={"benign": 10}, n_real=10)
+    grown = Bank("k", entries, base={"benign": 10}, n_real=10)
+    names = lambda b: [e.name for e in b.entries]  # noqa: E731
+    assert names(bank_subset(small, 5, {"benign": 1.0}, 3)) == names(bank_subset(grown, 5, {"benign": 1.0}, 3))
+    wide = bank_subset(grown, 5, {"benign": 1.0}, 3, pool_counts={"benign": 100})
+    assert len(wide.entries) == 5 and any(int(n[1:]) >= 10 for n in names(wide))
+
+
+def test_annotation_saving_interpolates_in_log_fraction():
+    from benchmarks.scarcity import crossing, mean_ci
+
+    fr = [0.1, 0.25, 1.0]
+    assert crossing(fr, [0.5, 0.6, 0.7], 0.6) == pytest.approx(0.25)
+    assert 0.25 < crossing(fr, [0.5, 0.6, 0.7], 0.65) < 1.0
+    assert crossing(fr, [0.5, 0.6, 0.7], 0.75) is None and crossing(fr, [0.5, 0.6, 0.7], 0.4) == 0.1
+    m, lo, hi = mean_ci([0.7, 0.72, 0.74])
+    assert m == pytest.approx(0.72) and lo < m < hi
+
+
+def test_the_schedule_is_picked_on_validation_only(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.scarcity_matrix as sm
+
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm, "PICK", tmp_path / "pick.json")
+    runs = []
+    for seed in (0, 1):
+        for i, c in enumerate(sm.CANDIDATES + ["bus 100%"]):
+            # the validation winner is the second candidate; the first would win on the tests
+            val, test = (0.8 if i == 1 else 0.7), (0.9 if i == 0 else 0.6)
+            runs.append({"condition": c, "seed": seed, "metrics": {"val": {"dsc": val}, "internal": {"dsc": test},
+                                                                   "external": {"dsc": test}}})
+    (tmp_path / "seg_scarcity_f25.json").write_text(json.dumps({"runs": runs[:-1]}))
+    assert sm.pick_schedule([0, 1]) is None  # one run missing: no pick yet
+    (tmp_path / "seg_scarcity_f25.json").write_text(json.dumps({"runs": runs}))
+    assert sm.pick_schedule([0, 1]) == sm.CANDIDATES[1]
+    assert json.loads((tmp_path / "pick.json").read_text())["on"].startswith("mean validation")

@@ -1,0 +1,153 @@
+"""Are generated lesions as hard as real ones? (issue 34) Contrast, descriptors, control, judge, FD/KID.
+
+For every generator (``--generator NAME=CHECKPOINT``, e.g. the first bus checkpoint
+and the descriptor one), ``--n`` pairs are sampled with tumour types at the BUSI
+train shares and measured the way real lesions are
+(``synthaug.models.descriptors``):
+
+- lesion-to-surround contrast (ring 2-8 px outside minus the mask eroded by 2 px):
+  10th / 50th / 90th percentiles and the share below 30 grey levels, beside BUSI
+  train (518) and STU (42) measured the same way;
+- the share of each echogenicity and margin word, as the descriptor rule of the
+  checkpoint (or, for a checkpoint without one, of BUSI train) reads the pairs;
+- the judge's Dice on the generated pairs against its Dice on held-out real images
+  (the benchmarks' judge, ``pig_quality.real_models``: a U-Net trained on the 414-case
+  train part only; real reference: the 104 held-out train cases);
+- Frechet / kernel distance to the train part (EfficientNet-Lite0 features).
+
+Control (checkpoints trained on descriptor prompts): ``--per-bin`` pairs asked for each
+echogenicity word land in that word's contrast range or not; a preview grid per word.
+
+    OMP_NUM_THREADS=1 python benchmarks/descriptor_quality.py --generator before=checkpoints/bus-busi-128 \\
+        --generator after=checkpoints/bus-desc-busi-128 --n 448 --per-bin 32 --work /work/runs/bench_work
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS, busi_sets, stu_set, write_results  # noqa: E402
+from benchmarks.pig_quality import real_models  # noqa: E402
+from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
+from synthaug import Condition, create_generator  # noqa: E402
+from synthaug.data.datasets import PairDataset  # noqa: E402
+from synthaug.metrics import frechet_distance, image_features, kernel_distance  # noqa: E402
+from synthaug.models.descriptors import ECHOGENICITY, ISO, MARGIN, MARKED, DescriptorRule, lesion_contrast  # noqa: E402
+from synthaug.pipelines.base import sample_cases  # noqa: E402
+from synthaug.preview import save_grid  # noqa: E402
+
+ECHO_RANGE = {"isoechoic": (-np.inf, ISO), "hypoechoic": (ISO, MARKED), "markedly hypoechoic": (MARKED, np.inf)}
+
+
+def contrast_row(images, masks) -> dict:
+    c = np.array([lesion_contrast(i, m) for i, m in zip(images, masks)])
+    c = c[np.isfinite(c)]
+    q10, q50, q90 = np.percentile(c, [10, 50, 90])
+    return {"n": int(c.size), "q10": float(q10), "median": float(q50), "q90": float(q90),
+            "below_30": float(np.mean(c < 30))}
+
+
+def word_shares(rule: DescriptorRule, images, masks) -> dict:
+    words = [rule.describe(i, m) for i, m in zip(images, masks)]
+    return {kind: {w: float(np.mean([x[kind] == w for x in words])) for w in vocab}
+            for kind, vocab in (("echo", ECHOGENICITY), ("margin", MARGIN))}
+
+
+def sample(gen, n: int, seed: int, labels: list[str]) -> list:
+    return sample_cases(gen, seed, range(n), lambda k: Condition(label=labels[k]), progress=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generator", action="append", required=True, help="NAME=CHECKPOINT (repeatable)")
+    ap.add_argument("--n", type=int, default=448)
+    ap.add_argument("--per-bin", type=int, default=32, help="pairs asked for each echogenicity word (control)")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--work", type=Path, default=Path("runs/bench_work"), help="the benchmark judges' cache")
+    ap.add_argument("--name", default="descriptor_quality_busi128")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+
+    sets = busi_sets(size=128)
+    full = PairDataset(sets["train"].records + sets["val"].records)
+    real_i, real_m, real_l = ([getattr(r, k) for r in full.records] for k in ("image", "mask", "label"))
+    busi_rule = DescriptorRule.fit(real_i, real_m, real_l)
+    stu = stu_set(128).records
+    seg, _ = real_models(args.work, sets, 30, 30)
+    held_out = dice_per_case(seg, sets["val"])
+    real_feats = image_features([r.image for r in sets["train"].records])
+    reference = {"busi_train": {**contrast_row(real_i, real_m), **word_shares(busi_rule, real_i, real_m)},
+                 "stu": contrast_row([r.image for r in stu], [r.mask for r in stu]),
+                 "judge_dice_real_held_out": float(held_out.mean()), "busi_rule": busi_rule.to_dict()}
+    print(reference, flush=True)
+    share_malignant = np.mean([lab == "malignant" for lab in real_l])
+    labels = list(np.where(np.random.default_rng(args.seed).random(args.n) < share_malignant, "malignant", "benign"))
+
+    rows, previews = [], {}
+    for spec in args.generator:
+        name, _, path = spec.partition("=")
+        gen = create_generator(path)
+        t1 = time.time()
+        pairs = sample(gen, args.n, args.seed, labels)
+        secs = time.time() - t1
+        images, masks = [p.image for p in pairs], [p.mask.astype(bool) for p in pairs]
+        ds = PairDataset([(p.image, p.mask, p.meta.get("label"), f"gen_{i}") for i, p in enumerate(pairs)], size=128)
+        rule = getattr(gen, "descriptor_rule", None)
+        feats = image_features(images)
+        row = {"generator": name, "checkpoint": path, "descriptor_prompts": rule is not None, "seconds": round(secs, 1),
+               **contrast_row(images, masks), **word_shares(rule or busi_rule, images, masks),
+               "judge_dice": float(dice_per_case(seg, ds).mean()),
+               "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats)}
+        if rule is not None:
+            row["control"] = {}
+            for word in ECHOGENICITY:
+                asked = create_generator(path, descriptors={"echo": {word: 1.0}})
+                got = sample(asked, args.per_bin, args.seed + 1, labels[: args.per_bin])
+                c = np.array([lesion_contrast(p.image, p.mask) for p in got])
+                lo, hi = ECHO_RANGE[word]
+                row["control"][word] = {"n": len(got), "in_range": float(np.mean((c >= lo) & (c < hi))),
+                                        "median_contrast": float(np.nanmedian(c))}
+                previews[f"{name}_{word.replace(' ', '_')}"] = got[:8]
+        rows.append(row)
+        print(row, flush=True)
+
+    md = ["| set | contrast 10th pct | median | 90th pct | share below 30 | isoechoic | markedly hypoechoic | "
+          "indistinct | irregular | judge Dice | FD | KID |", "|---" * 12 + "|"]
+    b = reference["busi_train"]
+    md.append(f"| real BUSI train ({b['n']}) | {b['q10']:.0f} | {b['median']:.0f} | {b['q90']:.0f} | {b['below_30']:.0%} | "
+              f"{b['echo']['isoechoic']:.0%} | {b['echo']['markedly hypoechoic']:.0%} | {b['margin']['indistinct']:.0%} | "
+              f"{b['margin']['irregular']:.0%} | {reference['judge_dice_real_held_out']:.3f} (held-out 104) | – | – |")
+    s = reference["stu"]
+    md.append(f"| STU ({s['n']}) | {s['q10']:.0f} | {s['median']:.0f} | {s['q90']:.0f} | {s['below_30']:.0%} | – | – | – | "
+              "– | – | – | – |")
+    for r in rows:
+        md.append(f"| {r['generator']} ({r['n']} pairs) | {r['q10']:.0f} | {r['median']:.0f} | {r['q90']:.0f} | "
+                  f"{r['below_30']:.0%} | {r['echo']['isoechoic']:.0%} | {r['echo']['markedly hypoechoic']:.0%} | "
+                  f"{r['margin']['indistinct']:.0%} | {r['margin']['irregular']:.0%} | {r['judge_dice']:.3f} | "
+                  f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |")
+    for r in rows:
+        if "control" in r:
+            md += ["", f"Control, `{r['generator']}`: {args.per_bin} pairs asked for each echogenicity word.", "",
+                   "| asked | contrast range | landed in range | median contrast |", "|---|---|---|---|"]
+            for word, c in r["control"].items():
+                lo, hi = ECHO_RANGE[word]
+                md.append(f"| {word} | {lo:g} to {hi:g} | {c['in_range']:.0%} | {c['median_contrast']:.0f} |")
+    md += ["", f"Types drawn at the BUSI train shares (seed {args.seed}); the same types for every generator. Contrast: "
+           "mean grey level of a ring 2-8 px outside the mask minus the mean inside the mask eroded by 2 px (128 px). "
+           "Words of the real rows and of a checkpoint without descriptor prompts: the rule fitted on BUSI train. Judge: "
+           f"U-Net trained on the {len(sets['train'])}-case train part only. Wall time {time.time() - t0:.0f} s "
+           "with `OMP_NUM_THREADS=1` beside other jobs."]
+    for key, pairs in previews.items():
+        save_grid(RESULTS / f"{args.name}_{key}.png", [p.image for p in pairs], [p.mask for p in pairs])
+    write_results(args.name, {"reference": reference, "rows": rows, "n": args.n, "per_bin": args.per_bin},
+                  "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Where synthetic pairs pay (issue 31): DSC against the real fraction, one line per condition.
+
+Reads the per-fraction reports ``benchmarks/seg.py --profile scarcity --real-fraction F`` wrote
+(``--report F=RESULTS_JSON``, repeatable) and writes
+
+- a data-efficiency figure: mean DSC over seeds (internal test, STU) against the real fraction,
+  one line per condition, 95% t-interval bands over seeds;
+- per fraction, each condition's paired difference against ``real`` and against the best
+  classical condition with its bootstrap CI and verdict (from the reports: chosen on nothing
+  but the runs themselves, never tuned on a test set);
+- the annotation saving: the real fraction at which ``real`` reaches, on each test set, what
+  the best synthetic condition reaches at ``--at`` (interpolated linearly in log fraction
+  between the measured fractions; "beyond 100%" when ``real`` never does).
+
+    python benchmarks/scarcity.py --report 0.1=benchmarks/results/seg_scarcity_f10.json \\
+        --report 0.25=benchmarks/results/seg_scarcity_f25.json --report 1.0=benchmarks/results/seg_scarcity_f100.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS, write_results  # noqa: E402
+
+SPLITS = {"internal": "internal test", "external": "STU (external)"}
+
+
+def seed_values(report: dict, model: str, condition: str, split: str) -> list[float]:
+    return [r["metrics"][split]["dsc"] for r in report["runs"] if r["model"] == model and r["condition"] == condition
+            and split in r["metrics"]]
+
+
+def mean_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds (the interval is the mean alone for one seed)."""
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if v.size < 2:
+        return m, m, m
+    h = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return m, m - h, m + h
+
+
+def crossing(fractions: list[float], values: list[float], target: float) -> float | None:
+    """The fraction at which the (log-fraction, value) polyline first reaches ``target`` (None: never)."""
+    logs = np.log(fractions)
+    for i in range(len(values)):
+        if values[i] >= target:
+            if i == 0:
+                return fractions[0]
+            t = (target - values[i - 1]) / (values[i] - values[i - 1])
+            return float(np.exp(logs[i - 1] + t * (logs[i] - logs[i - 1])))
+    return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--report", action="append", required=True, help="FRACTION=RESULTS_JSON (repeatable)")
+    ap.add_argument("--model", default="unet-lite0")
+    ap.add_argument("--at", type=float, default=0.25, help="the fraction whose best synthetic result is matched")
+    ap.add_argument("--name", default="seg_scarcity")
+    args = ap.parse_args(argv)
+
+    reports = {}
+    for spec in args.report:
+        frac, _, path = spec.partition("=")
+        reports[float(frac)] = json.loads(Path(path).read_text(encoding="utf-8"))
+    fractions = sorted(reports)
+    conditions = list(dict.fromkeys(c for f in fractions for c in reports[f]["conditions"]))
+    curves = {s: {c: [] for c in conditions} for s in SPLITS}
+    for s in SPLITS:
+        for c in conditions:
+            for f in fractions:
+                vals = seed_values(reports[f], args.model, c, s)
+                curves[s][c].append({"fraction": f, "n_seeds": len(vals), **dict(zip(("mean", "lo", "hi"),
+                                                                                   mean_ci(vals) if vals else (None,) * 3))})
+
+    md = [f"# Where synthetic pairs pay: `{args.model}` against the real fraction", ""]
+    saving = {}
+    for s, title in SPLITS.items():
+        md += [f"## {title}", "", "| condition | " + " | ".join(f"{f:.0%} real" for f in fractions) + " |",
+               "|---" * (len(fractions) + 1) + "|"]
+        for c in conditions:
+            cells = [f"{p['mean']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}] (n={p['n_seeds']})" if p["mean"] is not None
+                     else "–" for p in curves[s][c]]
+            md.append(f"| {c} | " + " | ".join(cells) + " |")
+        md += ["", "Paired differences (bootstrap 95% CI over test cases, pooled over seeds; from each fraction's report):",
+               "", "| fraction | condition | vs `real` | vs best classical |", "|---|---|---|---|"]
+        for f in fractions:
+            comps = reports[f]["summary"]["comparisons"].get(args.model, {}).get(s, {})
+            for c, comp in comps.items():
+                parts = []
+                for key in ("vs_real", "vs_classical"):
+                    x = comp.get(key)
+                    parts.append(f"{x['diff']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}] {x['verdict']}"
+                                 + (f" (vs {x['baseline']})" if key == "vs_classical" else "") if x else "–")
+                md.append(f"| {f:.0%} | {c} | " + " | ".join(parts) + " |")
+        real = [p["mean"] for p in curves[s]["real"]] if "real" in curves[s] else None
+        if real and None not in real and args.at in fractions:
+            k = fractions.index(args.at)
+            synthetic = {c: curves[s][c][k]["mean"] for c in conditions if c not in ("real", "ordinary")
+                         and not c.startswith("copy-paste") and curves[s][c][k]["mean"] is not None}
+            if synthetic:
+                best = max(synthetic, key=synthetic.get)
+                at = crossing(fractions, real, synthetic[best])
+                saving[s] = {"best_synthetic": best, "dsc": synthetic[best], "real_reaches_at": at}
+                md += ["", f"Annotation saving ({title}): the best synthetic condition at {args.at:.0%} real, `{best}`, "
+                       f"reaches {synthetic[best]:.3f}; `real` reaches that at "
+                       + (f"about {at:.0%} of the real cases" if at else "no measured fraction (beyond 100%)") + "."]
+        md.append("")
+    figure = plot(curves, fractions, args.name)
+    write_results(args.name, {"model": args.model, "fractions": fractions, "curves": curves, "saving": saving,
+                              "reports": {str(f): reports[f].get("command") for f in fractions},
+                              "figure": str(figure.name)}, "\n".join(md))
+
+
+def plot(curves: dict, fractions: list[float], name: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(SPLITS), figsize=(11, 4), sharey=False)
+    for ax, (s, title) in zip(axes, SPLITS.items()):
+        for c, pts in curves[s].items():
+            ok = [p for p in pts if p["mean"] is not None]
+            if not ok:
+                continue
+            x = [p["fraction"] for p in ok]
+            ax.plot(x, [p["mean"] for p in ok], marker="o", label=c)
+            ax.fill_between(x, [p["lo"] for p in ok], [p["hi"] for p in ok], alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
+        ax.set_xlabel("real train cases used")
+        ax.set_ylabel("DSC")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    out = RESULTS / f"{name}.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+if __name__ == "__main__":
+    main()

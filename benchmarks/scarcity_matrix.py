@@ -1,0 +1,92 @@
+"""The scarcity matrix (issue 31, item 5): real fractions x conditions x seeds, resumable, then the summary.
+
+Runs ``benchmarks/seg.py --profile scarcity`` (the ImageNet EfficientNet-Lite0 U-Net) seed by seed,
+each seed over the fractions (25% first, then 10%, then 100%), so every finished seed adds a point
+to each fraction's report. At 25% and the first ``--select-seeds`` seeds it also trains the schedule
+candidates (large banks, synthetic pretraining, a decaying share); once those runs exist it picks
+the candidate with the best mean *validation* DSC (never a test score), records the pick in
+``seg_scarcity_schedule_pick.json`` and adds it to every fraction and seed. After each seed it
+writes each fraction's report and the summary (``benchmarks/scarcity.py``).
+
+Rerunning the same command skips finished runs and resumes a killed one from its last epoch; a
+second process on the other core takes the runs the first one does not hold (file locks).
+
+    OMP_NUM_THREADS=1 TQDM_DISABLE=1 python benchmarks/scarcity_matrix.py --generator checkpoints/bus-busi-128 \\
+        --work /work/runs/bench_work
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import scarcity, seg  # noqa: E402
+from benchmarks.common import RESULTS  # noqa: E402
+
+FRACTIONS = (0.25, 0.1, 1.0)
+BASE = ["real", "ordinary", "copy-paste 100%", "bus 100%"]
+CANDIDATES = ["bus 100% bank 400%", "bus 100% bank 1000%", "bus 100% bank 1000% pretrain", "bus 100% bank 1000% decay"]
+PICK = RESULTS / "seg_scarcity_schedule_pick.json"
+
+
+def report_name(fraction: float) -> str:
+    return f"seg_scarcity_f{round(fraction * 100):d}"
+
+
+def seg_args(args, fraction: float, conditions: list[str], seeds: str, report_only: bool = False) -> list[str]:
+    argv = ["--profile", "scarcity", "--generator", args.generator, "--work", str(args.work),
+            "--conditions", ",".join(conditions), "--seeds", seeds, "--real-fraction", str(fraction),
+            "--name", report_name(fraction)]
+    return argv + (["--report-only"] if report_only else [])
+
+
+def pick_schedule(select_seeds: list[int]) -> str | None:
+    """The candidate with the best mean validation DSC at 25% over the selection seeds (None until all ran)."""
+    if PICK.is_file():
+        return json.loads(PICK.read_text(encoding="utf-8"))["pick"]
+    path = RESULTS / f"{report_name(0.25)}.json"
+    if not path.is_file():
+        return None
+    runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    val = {c: [r["metrics"]["val"]["dsc"] for r in runs if r["condition"] == c and r["seed"] in select_seeds]
+           for c in CANDIDATES + ["bus 100%"]}
+    if any(len(v) < len(select_seeds) for v in val.values()):
+        return None
+    means = {c: sum(v) / len(v) for c, v in val.items()}
+    pick = max(CANDIDATES, key=means.get)
+    PICK.write_text(json.dumps({"pick": pick, "on": "mean validation DSC at 25% real", "seeds": select_seeds,
+                                "validation_means": means}, indent=2) + "\n", encoding="utf-8")
+    print(f"schedule picked on validation: {pick} ({means})", flush=True)
+    return pick
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generator", default="checkpoints/bus-busi-128")
+    ap.add_argument("--work", type=Path, default=Path("runs/bench_work"))
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--select-seeds", default="0,1", help="seeds the schedule candidates run at 25% to pick one")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    select = [int(s) for s in args.select_seeds.split(",")]
+    for seed in seeds:
+        for fraction in FRACTIONS:
+            pick = pick_schedule(select)
+            if not args.report_only:
+                seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + ([pick] if pick else []), str(seed)))
+            if fraction == 0.25 and seed in select and not pick and not args.report_only:
+                seg.main(seg.SEGMENTATION, seg_args(args, fraction, CANDIDATES, str(seed)))  # after the base runs
+        pick = pick_schedule(select)
+        done = ",".join(str(s) for s in seeds if s <= seed)
+        for fraction in FRACTIONS:
+            extra = CANDIDATES if fraction == 0.25 else [pick] if pick else []
+            seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + extra, done, report_only=True))
+        reports = [f"{f}={RESULTS / (report_name(f) + '.json')}" for f in sorted(FRACTIONS)]
+        scarcity.main(sum((["--report", r] for r in reports), []))
+
+if __name__ == "__main__":
+    main()
