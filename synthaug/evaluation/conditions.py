@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import SynthaugError
+
 REAL, COPY_PASTE, SYNTHETIC = "real", "copy-paste", "synthetic"
 LEGACY_CONDITIONS = ("0%", "ordinary", "25%", "50%", "100%", "200%")  # the quick/cpu profiles' conditions
 _ADDED = re.compile(r"(?P<word>[a-z][a-z0-9_-]*)\s+(?P<pct>\d+(?:\.\d+)?)%(?P<aug>\s*\+\s*ordinary)?")
@@ -64,7 +66,7 @@ class TrainCondition:
             return cls(text, float(m.group(1)) / 100, True, SYNTHETIC)
         m = _ADDED.fullmatch(text)
         if not m or float(m.group("pct")) <= 0:
-            raise SystemExit(f"unknown condition {name!r}: use real, ordinary, 'copy-paste N%', '<generator> N%' or "
+            raise SynthaugError(f"unknown condition {name!r}: use real, ordinary, 'copy-paste N%', '<generator> N%' or "
                              "'<generator> N% + ordinary' (N > 0), e.g. 'bus 25% + ordinary'")
         word, ratio, aug = m.group("word"), float(m.group("pct")) / 100, bool(m.group("aug"))
         canonical = f"{word} {m.group('pct')}%" + (" + ordinary" if aug else "")
@@ -86,5 +88,5 @@ def parse_conditions(names) -> list[TrainCondition]:
     out = [TrainCondition.parse(n) for n in names]
     seen = [c.name for c in out]
     if len(set(seen)) != len(seen):
-        raise SystemExit(f"duplicate condition in {seen}")
+        raise SynthaugError(f"duplicate condition in {seen}")
     return out

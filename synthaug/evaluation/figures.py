@@ -1,4 +1,5 @@
-"""Figures the benchmarks share. matplotlib runs headless (Agg): benchmarks run on servers and in CI."""
+"""Figures of a matrix of runs (benchmarks and ``synthaug trial``): the ratio curve, the validation curves and the
+per-condition test scores. matplotlib runs headless (Agg): they are made on servers and in CI."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,6 +50,63 @@ def ratio_curve(cells: dict, models: list[str], conditions: list[tuple[str, floa
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def curves_figure(task, runs: list[dict], plan: dict, out: Path) -> Path | None:
+    """Validation score and training loss per epoch of one seed (the lowest with curves), every condition."""
+    with_curves = [r for r in runs if r.get("curve")]
+    if not with_curves:
+        return None
+    seed = min(r["seed"] for r in with_curves)
+    key, models = task.metrics[0], plan["models"]
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.8 * len(models)), squeeze=False)
+    for row, m in zip(axes, models):
+        for c in plan["conditions"]:
+            r = next((r for r in with_curves if (r["model"], r["seed"], r["condition"]) == (m, seed, c.name)), None)
+            if not r:
+                continue
+            ep = [p["epoch"] for p in r["curve"]]
+            (line,) = row[0].plot(ep, [p["val"][key] for p in r["curve"]], label=c.name, linewidth=1.2)
+            row[0].plot([r["best_epoch"]], [r["curve"][r["best_epoch"] - 1]["val"][key]], "o", color=line.get_color())
+            row[1].plot(ep, [p["train_loss"] for p in r["curve"]], label=c.name, linewidth=1.2)
+        row[0].set(title=f"{m}, seed {seed}: validation {task.metric_labels[key]} (dot: checkpoint kept)",
+                   xlabel="epoch", ylabel=task.metric_labels[key])
+        row[1].set(title=f"{m}, seed {seed}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
+        for ax in row:
+            ax.grid(alpha=0.3)
+            if ax.has_data():
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def conditions_figure(task, summary: dict, plan: dict, panels: dict, out: Path) -> Path:
+    """Mean ± std over seeds of every condition on each test set, with the `real` mean as a dashed line."""
+    key = task.metrics[0]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    names = [c.name for c in plan["conditions"]]
+    for ax, (split, title) in zip(axes[0], panels.items()):
+        for i, m in enumerate(plan["models"]):
+            row = summary["cells"].get(m, {})
+            xs = [j for j, n in enumerate(names) if split in row.get(n, {})]
+            ax.errorbar([x + 0.1 * i for x in xs], [row[names[j]][split][key]["mean"] for j in xs],
+                        yerr=[row[names[j]][split][key]["std"] for j in xs], fmt="o", capsize=3, label=m)
+            if split in row.get("real", {}):
+                ax.axhline(row["real"][split][key]["mean"], linestyle="--", linewidth=1, color="grey")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+        ax.set(title=title, ylabel=task.metric_labels[key])
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    fig.suptitle(task.title)
+    fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
