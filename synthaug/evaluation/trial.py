@@ -34,7 +34,7 @@ from .runs import matrix_jobs, run_job, run_path, write_json_atomic
 from .splits import class_shares
 
 PROFILE = "trial"  # run folders: OUT/runs/seg-trial-<settings hash>/
-DEFAULT_EPOCHS, MIN_BATCHES, LR, CHUNK = 30, 10, 1e-3, 32
+DEFAULT_EPOCHS, MIN_BATCHES, LR, CHUNK = 30, 10, 1e-3, 16  # chunks of 16 pairs: small folders make few spare
 
 
 @dataclass(frozen=True)
