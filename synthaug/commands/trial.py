@@ -57,6 +57,9 @@ def trial(raw, generator, conditions, seeds, minutes, external, out, epochs, siz
         path = run_trial(req, out=out, say=lambda line: click.echo(line, err=True))
     except SynthaugError as e:
         raise Refusal(str(e)) from None
+    except KeyboardInterrupt:  # finished runs and the interrupted run's last epoch are on disk
+        click.echo("\ninterrupted: rerun the same command to resume where it stopped", err=True)
+        raise SystemExit(130) from None
     click.echo(f"wrote {path.parent / 'trial.md'}, trial.json and trial.png")
     for line in path.with_name("trial.md").read_text(encoding="utf-8").splitlines()[2:3]:
         click.echo(line)

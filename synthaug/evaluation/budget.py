@@ -68,7 +68,7 @@ def fit_budget(seconds: float | None, cost: dict, batches: list[int], seeds: lis
                 break
         epochs = max(1, min(max_epochs, epochs))
     if k < len(seeds):
-        cut.append(f"seeds {len(seeds)} -> {k} (to keep at least {MIN_EPOCHS} epochs a run)")
+        cut.append(f"seeds {len(seeds)} -> {k} (epochs before seeds: a run should train {MIN_EPOCHS} epochs or more)")
     if epochs < max_epochs:
         cut.append(f"epochs {max_epochs} -> {epochs}")
     if epochs < MIN_EPOCHS:

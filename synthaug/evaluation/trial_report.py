@@ -30,7 +30,7 @@ def recommend(summary: dict, conditions, model: str, split: str = "internal") ->
     syn = pick.get("synthetic")
     if syn is None:
         return {"use_synthetic": False, "condition": None, "ratio": None, "classical": classical,
-                "why": "no synthetic condition finished"}
+                "why": "no synthetic condition was run (or finished)"}
     cond = next(c for c in conditions if c.name == syn)
     vs_real = comp.get(syn, {}).get("vs_real", {}).get("verdict")
     vs_cls = comp.get(syn, {}).get("vs_classical", {}).get("verdict") if classical else None
