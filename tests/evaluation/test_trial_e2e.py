@@ -22,7 +22,7 @@ from test_benchmarks_quick import tiny_pig  # noqa: E402  (the tiny PIG checkpoi
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-EPOCHS = 6
+EPOCHS = 4
 
 
 def busi_raw(parent: Path, busi_root: Path, n: int = 24, empty_masks: bool = False) -> Path:
