@@ -21,30 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench.runs import Task  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
 from benchmarks.seg import ALL_CONDITIONS, main  # noqa: E402
-from integrations.smp_timm import build_classifier, train_classifier  # noqa: E402
-from integrations.smp_timm.classification import predict_scores  # noqa: E402
-from synthaug.metrics import auc_f1  # noqa: E402
+from synthaug.evaluation.tasks import CLASSIFICATION as CLASSIFICATION_TASK  # noqa: E402
+from synthaug.evaluation.tasks import classification_metrics  # noqa: E402,F401
 
-
-def classification_metrics(model, dataset, bf16: bool) -> dict:
-    scores, labels = predict_scores(model, dataset, bf16=bf16)
-    return {**auc_f1(labels, scores), "n": int(labels.size),
-            "cases": {"ids": [r.case_id for r in dataset.records], "values": [round(float(x), 6) for x in scores],
-                      "labels": [int(x) for x in labels]}}
-
-
-CLASSIFICATION = Task(
-    name="cls",
-    title="Benign vs malignant classification",
-    metrics=("auc", "f1"),
-    metric_labels={"auc": "AUC", "f1": "F1"},
-    build=build_classifier,
-    train=train_classifier,
-    evaluate=classification_metrics,
-    needs_label=True,
-    paired_metric="auc",
+CLASSIFICATION = replace(
+    CLASSIFICATION_TASK,
     profiles={
         "quick": dict(models=["resnet18"], conditions=["0%", "50%"], seeds=[0], epochs=1, size=64, cases=24,
                       batch_size=8, lr=1e-3, steps=10, scheduler="dpm++", chunk=8),

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench.report import ROLES, TESTS, case_values, fmt_diff  # noqa: E402
-from benchmarks.bench.stats import VERDICT_RULE, case_breakdown, paired_bootstrap  # noqa: E402
+from synthaug.evaluation.report import ROLES, TESTS, case_values, fmt_diff  # noqa: E402
+from synthaug.evaluation.stats import VERDICT_RULE, case_breakdown, paired_bootstrap  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 MATCHED = ("task", "profile", "settings", "split_names")

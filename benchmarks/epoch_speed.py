@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench.splits import benchmark_splits  # noqa: E402
+from benchmarks.bench.driver import benchmark_splits  # noqa: E402
 from benchmarks.common import RESULTS, write_results  # noqa: E402
 from integrations.smp_timm import build_segmenter, train_segmenter  # noqa: E402
 from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402

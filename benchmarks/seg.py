@@ -3,7 +3,7 @@
 Every model is trained from scratch under each condition and seed and measured on
 the internal test (the BUSI test split when present under SYNTHAUG_DATA; while it
 is withheld, a stratified part carved from the train split, labelled as such) and
-on STU (external). Conditions (``bench/conditions.py``):
+on STU (external). Conditions (``synthaug/evaluation/conditions.py``):
 
   real                 real train part, no augmentation
   ordinary             real + ordinary augmentation (flip, rotation, affine, brightness)
@@ -14,7 +14,8 @@ on STU (external). Conditions (``bench/conditions.py``):
 
 Profiles: ``quick`` (smoke test), ``cpu`` (earlier protocol: ~400 optimiser steps a
 run), ``converged`` (validation after every epoch, best-validation checkpoint,
-paired bootstrap statistics). The driver lives in ``benchmarks/bench/``.
+paired bootstrap statistics). The engine (conditions, runs, statistics, report) is
+``synthaug.evaluation``; the BUSI/STU driver is ``benchmarks/bench/driver.py``.
 
     python benchmarks/seg.py --generator checkpoints/pig-busi-128 --profile quick
     OMP_NUM_THREADS=1 python benchmarks/seg.py --generator checkpoints/bus-busi-128 --profile converged \\
@@ -27,35 +28,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench.banks import busi_train_ids, generator_record  # noqa: E402,F401  (re-exported)
-from benchmarks.bench.conditions import LEGACY_CONDITIONS, TrainCondition  # noqa: E402,F401
+from dataclasses import replace  # noqa: E402
+
+from benchmarks.bench.driver import busi_generator_record as generator_record  # noqa: E402,F401  (re-exported)
+from benchmarks.bench.driver import busi_train_ids  # noqa: E402,F401
 from benchmarks.bench.driver import main as run_main  # noqa: E402
-from benchmarks.bench.runs import Task  # noqa: E402
-from integrations.smp_timm import build_segmenter, train_segmenter  # noqa: E402
-from integrations.smp_timm.segmentation import dice_per_case, encoder_of  # noqa: E402
+from synthaug.evaluation.conditions import LEGACY_CONDITIONS, TrainCondition  # noqa: E402,F401
+from synthaug.evaluation.runs import Task  # noqa: E402
+from synthaug.evaluation.tasks import SEGMENTATION as SEGMENTATION_TASK  # noqa: E402
+from synthaug.evaluation.tasks import segmentation_metrics  # noqa: E402,F401
 
 ALL_CONDITIONS = LEGACY_CONDITIONS  # the earlier protocol's conditions (cls.py imports this name)
 CONVERGED_CONDITIONS = ["real", "ordinary", "bus 25%", "bus 100%", "copy-paste 100%", "bus 25% + ordinary",
                         "bus 100% + ordinary", "bus-real 25%", "bus-real 100%"]  # also the run order within a seed
 
 
-def segmentation_metrics(model, dataset, bf16: bool) -> dict:
-    d = dice_per_case(model, dataset, bf16=bf16)
-    return {"dsc": float(d.mean()), "dsc_case_std": float(d.std()), "n": int(d.size),
-            "cases": {"ids": [r.case_id for r in dataset.records], "values": [round(float(x), 5) for x in d]}}
-
-
-SEGMENTATION = Task(
-    name="seg",
-    title="Lesion segmentation",
-    metrics=("dsc",),
-    metric_labels={"dsc": "DSC"},
-    build=build_segmenter,
-    train=train_segmenter,
-    evaluate=segmentation_metrics,
-    external=True,
-    paired_metric="mean",
-    describe_model=encoder_of,
+SEGMENTATION = replace(
+    SEGMENTATION_TASK,
     profiles={
         "quick": dict(models=["unet"], conditions=["0%", "50%"], seeds=[0], epochs=1, size=64, cases=24,
                       batch_size=8, lr=1e-3, steps=10, scheduler="dpm++", chunk=8),

@@ -49,7 +49,7 @@ def speed(vae, x: torch.Tensor, batch_size: int = 16) -> dict:
 
 
 def figure(sets: dict[str, tuple[list, list]], out: Path, n: int = 6) -> Path:
-    from benchmarks.plots import plt
+    from synthaug.evaluation.figures import plt
 
     fig, axes = plt.subplots(2 * len(sets), n, figsize=(1.6 * n, 3.3 * len(sets)))
     for row, (name, (orig, rec)) in enumerate(sets.items()):

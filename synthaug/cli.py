@@ -429,5 +429,8 @@ def demo(out, generator, n, ratio, steps, scheduler, seed, device, engine, threa
                           indent=2))
 
 
+from .commands.trial import trial as _trial  # noqa: E402  (one module per command: synthaug/commands/)
+main.add_command(_trial)
+
 if __name__ == "__main__":
     main()

@@ -97,3 +97,26 @@ def test_no_import_cycle_between_packages():
 def test_cycle_finder_sees_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
+
+
+# The engine of the benchmarks and `synthaug trial` sits above data, mix and the integrations' loops and below
+# the command line: nothing lower may import it, and it imports neither the CLI nor the benchmarks.
+ENGINE, COMMANDS = "synthaug.evaluation", {"synthaug.cli", "synthaug.commands"}
+BELOW_ENGINE = {"synthaug.io", "synthaug.data", "synthaug.geometry", "synthaug.models", "synthaug.training",
+                "synthaug.pipelines", "synthaug.mix", "synthaug.expand", "synthaug.gate", "synthaug.sampling",
+                "synthaug.metrics", "synthaug.fit"}
+
+
+def test_nothing_below_the_engine_imports_it_or_the_commands():
+    graph = _graph()
+    for unit in BELOW_ENGINE:
+        assert not graph.get(unit, set()) & ({ENGINE} | COMMANDS), f"{unit} imports {graph[unit]}"
+    assert not graph.get(ENGINE, set()) & COMMANDS
+
+
+def test_the_engine_never_imports_the_benchmarks():
+    for path in (PACKAGE / "evaluation").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
+        assert not any(n.split(".")[0] == "benchmarks" for n in names), path

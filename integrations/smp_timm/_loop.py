@@ -18,6 +18,7 @@ from synthaug.precision import use_bf16
 def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, dict], torch.Tensor], epochs: int,
         batch_size: int = 16, lr: float = 1e-3, device: str = "cpu", bf16: bool = True, seed: int = 0,
         num_workers: int = 0, desc: str = "train", min_batches: int | None = None, channels_last: bool = True,
+        progress: bool = True,
         on_epoch_end: Optional[Callable[[int, float], bool]] = None,
         state_path: Optional[str | Path] = None, extra_state=None) -> torch.nn.Module:
     """Train ``model`` in place for ``epochs`` on ``dataset`` (any synthaug item dataset).
@@ -42,6 +43,8 @@ def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, d
 
     ``channels_last``: weights and images in that layout, which oneDNN's CPU convolutions run faster
     (benchmarks/results/seg_epoch_speed.md); the sums differ from the default layout's in the last bits.
+
+    ``progress=False`` hides the loop's own bar (a caller showing one bar for many runs).
     """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -55,7 +58,8 @@ def fit(model: torch.nn.Module, dataset, step_loss: Callable[[torch.nn.Module, d
                            enabled=use_bf16(bf16, device))
     parts = {"model": model, "optimizer": opt, "scheduler": sched, "extra": extra_state}
     start = load_training_state(state_path, parts, g) if state_path and os.path.isfile(state_path) else 0
-    for epoch in tqdm(range(start, epochs), desc=desc, leave=False, initial=start, total=epochs):
+    for epoch in tqdm(range(start, epochs), desc=desc, leave=False, initial=start, total=epochs,
+                      disable=not progress):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         total, n = 0.0, 0

@@ -1,5 +1,5 @@
-"""Unit tests of the benchmark driver's parts (benchmarks/bench): condition names, copy-paste, the paired
-statistics, best-validation checkpoint selection, and the internal test switching to the BUSI test images
+"""Unit tests of the benchmark engine's parts (synthaug.evaluation, benchmarks/bench/driver.py): condition names,
+copy-paste, the paired statistics, best-validation checkpoint selection, and the internal test switching to the BUSI test images
 when they are present. Tiny and CPU-only (a few seconds in all)."""
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench.conditions import COPY_PASTE, REAL, SYNTHETIC, TrainCondition, parse_conditions  # noqa: E402
-from benchmarks.bench.copypaste import choose_offset, copy_paste_records, feather_alpha, paste, shift  # noqa: E402
-from benchmarks.bench.runs import BestCheckpoint, Task, run_one  # noqa: E402
-from benchmarks.bench.stats import GAIN, LOSS, NONE, case_breakdown, paired_bootstrap, verdict  # noqa: E402
+from synthaug.evaluation.conditions import COPY_PASTE, REAL, SYNTHETIC, TrainCondition, parse_conditions  # noqa: E402
+from synthaug.evaluation.copypaste import choose_offset, copy_paste_records, feather_alpha, paste, shift  # noqa: E402
+from synthaug.evaluation.runs import BestCheckpoint, Task, run_one  # noqa: E402
+from synthaug.evaluation.stats import GAIN, LOSS, NONE, case_breakdown, paired_bootstrap, verdict  # noqa: E402
 from synthaug.data.datasets import PairDataset, Record  # noqa: E402
+from synthaug.errors import SynthaugError  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- conditions
@@ -43,7 +44,7 @@ def test_condition_names_parse_to_what_they_say(name, source, ratio, augment, ge
 
 
 def test_real_background_conditions_use_their_own_bank_of_train_part_backgrounds(monkeypatch, tmp_path):
-    from benchmarks.bench import banks
+    from synthaug.evaluation import banks
 
     rb, full = TrainCondition.parse("bus-real 25%"), TrainCondition.parse("bus 25%")
     assert (rb.background, full.background) == ("real", "synthetic") and rb.file_stem() != full.file_stem()
@@ -64,7 +65,7 @@ def test_real_background_conditions_use_their_own_bank_of_train_part_backgrounds
 
 
 def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generator(monkeypatch, tmp_path):
-    from benchmarks.bench import banks
+    from synthaug.evaluation import banks
     from benchmarks.common import sampler_options
 
     assert sampler_options(["mask_guidance=4.5", "scheduler_name=ddim"]) == {"mask_guidance": 4.5,
@@ -106,7 +107,7 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
 
 @pytest.mark.parametrize("bad", ["bus", "bus 0%", "25", "bus 25% + flip", "real + ordinary", "Bus 25%", ""])
 def test_unknown_condition_names_are_refused(bad):
-    with pytest.raises(SystemExit, match="unknown condition"):
+    with pytest.raises(SynthaugError, match="unknown condition"):
         TrainCondition.parse(bad)
 
 
@@ -115,7 +116,7 @@ def test_condition_lists_parse_from_one_string_and_file_stems_are_distinct():
     stems = [c.file_stem() for c in conds]
     assert len(set(stems)) == len(stems) and all(" " not in s and "%" not in s for s in stems)
     assert conds[5].file_stem() == "0pct"  # the earlier protocol's run files keep their names
-    with pytest.raises(SystemExit, match="duplicate"):
+    with pytest.raises(SynthaugError, match="duplicate"):
         parse_conditions(["bus 25%", "bus  25%"])
 
 
@@ -265,7 +266,7 @@ def fake_busi(root: Path, real: Path, train: list[str], test: list[str], with_te
 
 @pytest.mark.parametrize("with_test_images", [True, False])
 def test_busi_test_images_become_the_internal_test_when_present(busi_root, tmp_path, monkeypatch, with_test_images):
-    from benchmarks.bench.splits import benchmark_splits
+    from benchmarks.bench.driver import benchmark_splits
 
     names = json.loads((busi_root / "split.json").read_text())["train"]
     benign = [n for n in names if n.startswith("benign/")]
@@ -287,7 +288,7 @@ def test_busi_test_images_become_the_internal_test_when_present(busi_root, tmp_p
 
 @pytest.mark.parametrize("withheld", [True, False])
 def test_scores_on_cases_the_generator_saw_are_flagged_optimistic(withheld):
-    from benchmarks.bench.report import optimistic
+    from synthaug.evaluation.report import optimistic
 
     meta = {"generator": {"ref": "bus"}, "split_names": {"test_withheld": withheld}}
     bus, real = TrainCondition.parse("bus 25%"), TrainCondition.parse("ordinary")
@@ -312,7 +313,7 @@ def test_run_settings_record_the_precision_carried_out(monkeypatch):
 
 
 def test_report_states_what_the_gate_rejected_making_the_bank():
-    from benchmarks.bench.report import generator_notes
+    from synthaug.evaluation.report import generator_notes
 
     gen = {"ref": "checkpoints/pig-busi-128", "generator": "pig", "checkpoint_hash": "h", "conditions": ["label"],
            "card_data": "BUSI", "busi_train_only": True, "training_cases": 518, "busi_train_cases": 518}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from benchmarks.seg import busi_train_ids, generator_record
+from benchmarks.bench.driver import busi_generator_record as generator_record, busi_train_ids
 from synthaug.io.public_sets import busi_case_splits
 from synthaug.paths import REPO_ROOT
 

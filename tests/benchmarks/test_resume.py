@@ -15,10 +15,11 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench.conditions import TrainCondition  # noqa: E402
-from benchmarks.bench.runs import Task, run_matrix, run_path  # noqa: E402
+from synthaug.evaluation.conditions import TrainCondition  # noqa: E402
+from synthaug.evaluation.runs import Task, run_matrix, run_path  # noqa: E402
 from integrations.smp_timm._loop import fit  # noqa: E402
 from synthaug.data.datasets import PairDataset, Record  # noqa: E402
+from synthaug.errors import SynthaugError  # noqa: E402
 
 
 class Killed(Exception):
@@ -182,7 +183,7 @@ def test_runs_recorded_in_a_results_json_seed_a_new_work_folder_and_are_not_trai
     run already in the work folder is never overwritten."""
     from types import SimpleNamespace
 
-    from benchmarks.bench.runs import import_runs
+    from synthaug.evaluation.runs import import_runs
 
     data = {"train": PairDataset(records(6)), "val": PairDataset(records(3, 1))}
     real, bus = TrainCondition.parse("real"), TrainCondition.parse("bus 25%")
@@ -210,5 +211,5 @@ def test_runs_recorded_in_a_results_json_seed_a_new_work_folder_and_are_not_trai
     plan["conditions"], plan["seeds"] = [real], [0, 1]
     runs = run_matrix(task, plan, data, {}, {None: 1.0}, work, "toy", report_only=False)
     assert len(trained) == n_trained and runs[0] == done[0]  # taken, not trained again
-    with pytest.raises(SystemExit, match="not toy / other"):
+    with pytest.raises(SynthaugError, match="not toy / other"):
         import_runs(report, task, plan, banks, work, "other")

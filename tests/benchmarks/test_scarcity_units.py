@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.bench.conditions import TrainCondition
-from benchmarks.bench.splits import real_fraction_subset
+from synthaug.errors import SynthaugError
+from synthaug.evaluation.conditions import TrainCondition
+from synthaug.evaluation.splits import real_fraction_subset
 from integrations.smp_timm._loop import epoch_sampling
 from synthaug.data.datasets import PairDataset
 
@@ -29,7 +30,7 @@ def test_real_fractions_are_stratified_nested_and_fixed_per_seed():
     assert ids(real_fraction_subset(train, 0.1, seed=2)) == ids(f10)
     assert ids(real_fraction_subset(train, 0.1, seed=3)) != ids(f10)
     assert len(real_fraction_subset(cases(5, 1), 0.1, 0)) == 2  # at least one case of each type
-    with pytest.raises(SystemExit, match="real-fraction"):
+    with pytest.raises(SynthaugError, match="real-fraction"):
         real_fraction_subset(train, 0.0, 0)
 
 
@@ -53,12 +54,12 @@ def test_schedule_conditions_parse(name, ratio, pool, schedule):
 
 @pytest.mark.parametrize("name", ["bus 100% bank 50%", "copy-paste 100% pretrain", "bus 100% warmup"])
 def test_bad_schedule_conditions_are_refused(name):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SynthaugError):
         TrainCondition.parse(name)
 
 
 def test_a_grown_bank_leaves_the_pairs_of_plain_conditions_unchanged(tmp_path):
-    from benchmarks.bench.banks import Bank, bank_subset
+    from synthaug.evaluation.banks import Bank, bank_subset
     from synthaug.data.mix import BankEntry
 
     entries = {"benign": [BankEntry(f"b{i}", tmp_path / "x.png", tmp_path / "x.png", "benign") for i in range(100)]}

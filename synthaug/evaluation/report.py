@@ -9,16 +9,9 @@ bootstrap 95% CIs and verdicts (``stats.py``).
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import numpy as np
-
-from benchmarks.bench.conditions import TrainCondition
-from benchmarks.bench.splits import SPLIT_SEED
-from benchmarks.bench.stats import VERDICT_RULE, case_breakdown, mean_std, paired_bootstrap
-from benchmarks.common import write_results
-from benchmarks.plots import plt, ratio_curve
+from .conditions import TrainCondition
+from .splits import SPLIT_SEED
+from .stats import VERDICT_RULE, case_breakdown, mean_std, paired_bootstrap
 
 ROLES = {"internal": "internal test", "external": "external test", "val": "validation (selection only)"}
 TESTS = ("internal", "external")
@@ -266,98 +259,4 @@ def generator_notes(gen: dict, bank: dict | None, names: dict) -> list[str]:
         out.append(f"- The BUSI test images are withheld, so the internal test is carved from the "
                    f"{gen['busi_train_cases']} train-split cases. {seen}, which can flatter the synthetic "
                    f"conditions there.{clean}")
-    return out
-
-
-# ============================================================================= figures
-def curves_figure(task, runs: list[dict], plan: dict, out: Path) -> Path | None:
-    """Validation score and training loss per epoch of one seed (the lowest with curves), every condition."""
-    with_curves = [r for r in runs if r.get("curve")]
-    if not with_curves:
-        return None
-    seed = min(r["seed"] for r in with_curves)
-    key, models = task.metrics[0], plan["models"]
-    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.8 * len(models)), squeeze=False)
-    for row, m in zip(axes, models):
-        for c in plan["conditions"]:
-            r = next((r for r in with_curves if (r["model"], r["seed"], r["condition"]) == (m, seed, c.name)), None)
-            if not r:
-                continue
-            ep = [p["epoch"] for p in r["curve"]]
-            (line,) = row[0].plot(ep, [p["val"][key] for p in r["curve"]], label=c.name, linewidth=1.2)
-            row[0].plot([r["best_epoch"]], [r["curve"][r["best_epoch"] - 1]["val"][key]], "o", color=line.get_color())
-            row[1].plot(ep, [p["train_loss"] for p in r["curve"]], label=c.name, linewidth=1.2)
-        row[0].set(title=f"{m}, seed {seed}: validation {task.metric_labels[key]} (dot: checkpoint kept)",
-                   xlabel="epoch", ylabel=task.metric_labels[key])
-        row[1].set(title=f"{m}, seed {seed}: training loss", xlabel="epoch", ylabel="loss", yscale="log")
-        for ax in row:
-            ax.grid(alpha=0.3)
-            if ax.has_data():
-                ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-def conditions_figure(task, summary: dict, plan: dict, panels: dict, out: Path) -> Path:
-    """Mean ± std over seeds of every condition on each test set, with the `real` mean as a dashed line."""
-    key = task.metrics[0]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    names = [c.name for c in plan["conditions"]]
-    for ax, (split, title) in zip(axes[0], panels.items()):
-        for i, m in enumerate(plan["models"]):
-            row = summary["cells"].get(m, {})
-            xs = [j for j, n in enumerate(names) if split in row.get(n, {})]
-            ax.errorbar([x + 0.1 * i for x in xs], [row[names[j]][split][key]["mean"] for j in xs],
-                        yerr=[row[names[j]][split][key]["std"] for j in xs], fmt="o", capsize=3, label=m)
-            if split in row.get("real", {}):
-                ax.axhline(row["real"][split][key]["mean"], linestyle="--", linewidth=1, color="grey")
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
-        ax.set(title=title, ylabel=task.metric_labels[key])
-        ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=7)
-    fig.suptitle(task.title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
-
-
-# ============================================================================= results
-def write_report(task, args, plan: dict, split: dict, record, bank, shares: dict, runs: list[dict],
-                 t0: float) -> Path:
-    """results/<name>.json (every run, the summary, provenance), .md (the tables) and .png (figure)."""
-    summary = summarise(task, runs, plan["models"], plan["conditions"])
-    name = args.name or f"{task.name}_{Path(record['ref']).name if record else 'real'}_{args.profile}"
-    figure = args.results_dir / f"{name}.png"
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    panels = {s: f"{ROLES[s]}: {split['names'][s]}" for s in TESTS if s in split["sets"]}
-    legacy = all(c.generator is None for c in plan["conditions"]) and plan["settings"].get("select") != "best-val"
-    if legacy:
-        ratio_curve(summary["cells"], plan["models"], [(c.name, c.ratio, c.augment) for c in plan["conditions"]
-                                                       if c.synthetic or c.ratio == 0],
-                    task.metrics[0], task.metric_labels[task.metrics[0]], panels, figure, title=task.title)
-    else:
-        conditions_figure(task, summary, plan, panels, figure)
-    curves = curves_figure(task, runs, plan, args.results_dir / f"{name}_curves.png")
-    per_run = [r["seconds"] for r in runs]
-    meta = {"profile": args.profile, "generator": record, "bank": bank.record if bank else None,
-            "split_names": split["names"], **{f"n_{k}": len(v) for k, v in split["sets"].items()},
-            "runs_done": len(runs), "runs_planned": len(plan["models"]) * len(plan["seeds"]) * len(plan["conditions"]),
-            "seconds_per_run": f"{np.mean(per_run):.0f} ± {np.std(per_run):.0f} s" if runs else "–",
-            "run_seconds_total": float(np.sum(per_run)), "bank_seconds": bank.seconds_generating if bank else 0.0,
-            "wall_seconds": time.time() - t0}
-    payload = {"task": task.name, **meta, "class_shares": {str(k): v for k, v in shares.items()},
-               "models": plan["models"], "conditions": [c.__dict__ for c in plan["conditions"]], "seeds": plan["seeds"],
-               "settings": plan["settings"], "summary": summary, "figure": figure.name,
-               "curves_figure": curves.name if curves else None, "runs": runs}
-    text = markdown(task, plan, summary, meta)
-    if curves:
-        text += f"\n\nValidation curves (seed {min(r['seed'] for r in runs if r.get('curve'))}): `{curves.name}`."
-    out = write_results(name, payload, text, out_dir=args.results_dir)
-    print(f"wrote {out} and {figure} in {meta['wall_seconds']:.0f} s", flush=True)
     return out

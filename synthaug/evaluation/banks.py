@@ -18,47 +18,46 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from benchmarks.bench.splits import class_counts
-from synthaug.data.mix import PairBank
-from synthaug.gate import DEFAULT_TRIES, judge_key
-from synthaug.paths import data_root
-from synthaug.precision import native_bf16
-from synthaug.pipelines.base import (CARD_NAME, checkpoint_hash, create_generator, read_generator_info,
-                                     resolve_checkpoint)
-from synthaug.sampling import sample_to_folder
+from ..data.mix import PairBank
+from ..gate import DEFAULT_TRIES, judge_key
+from ..pipelines.base import CARD_NAME, checkpoint_hash, create_generator, read_generator_info, resolve_checkpoint
+from ..precision import native_bf16
+from ..sampling import sample_to_folder
+from .splits import class_counts
 
 LABEL_ORDER = ("benign", "malignant", None)  # None: a generator that takes no tumour type
 
 
-def busi_train_ids() -> set[str]:
-    """Case ids of the BUSI train split (split.json), the only cases a fair generator may have seen."""
-    from synthaug.io.public_sets import busi_case_splits
-
-    return {c for c, s in busi_case_splits(data_root() / "BUSI").items() if s == "train"}
+def training_case_ids(info: dict) -> set[str]:
+    """Case ids a checkpoint records it trained on (``synthaug.json`` "training_data"); empty when it records none."""
+    return set((info.get("training_data") or {}).get("case_ids") or [])
 
 
-def generator_record(ref: str) -> dict:
+def generator_record(ref: str, held_out: set[str] | None = None) -> dict:
     """What the checkpoint says about itself, to put beside the numbers.
 
-    The benchmark is only fair for a generator trained on the BUSI train split
-    alone. `synthaug train` records the case ids it trained on in synthaug.json
-    (assembled checkpoints keep their parts' shared list), so the claim is
-    confirmed when that list is non-empty and inside the train split. Anything
-    less is flagged in the report, not refused: the numbers are still
-    informative. The model card's "- data:" line is kept for the report.
+    A comparison is only fair for a generator that never saw the cases it is
+    tested on. `synthaug train` / `fit` record the case ids they trained on in
+    synthaug.json (assembled checkpoints keep their parts' shared list), so
+    with ``held_out`` (the case ids a trial tests on) the record says how many
+    of them the generator trained on ("held_out_seen"; None when it records no
+    ids, so it cannot tell). Case ids are compared as written: a folder whose
+    ids were renamed cannot be checked. The model card's "- data:" line is kept.
     """
     cls, path = resolve_checkpoint(ref)
     info = read_generator_info(path)
     card = (path / CARD_NAME).read_text(encoding="utf-8") if (path / CARD_NAME).is_file() else ""
     data_line = next((line[len("- data:"):].strip() for line in card.splitlines() if line.startswith("- data:")), None)
-    trained_on = set((info.get("training_data") or {}).get("case_ids") or [])
-    train_ids = busi_train_ids()
-    return {
+    trained_on = training_case_ids(info)
+    out = {
         "ref": str(ref), "path": str(path), "generator": info["generator"], "checkpoint_hash": checkpoint_hash(path),
         "conditions": sorted(cls.checkpoint_conditions(path)), "info": info, "card_data": data_line,
-        "training_cases": len(trained_on) or None, "busi_train_cases": len(train_ids),
-        "busi_train_only": bool(trained_on) and trained_on <= train_ids,
+        "training_cases": len(trained_on) or None,
     }
+    if held_out is not None:
+        out["training_source"] = (info.get("training_data") or {}).get("source")
+        out["held_out_seen"] = len(trained_on & set(held_out)) if trained_on else None
+    return out
 
 
 def sampler_setting(record: dict, steps: int | None, scheduler: str | None) -> tuple[int | None, str | None, str]:

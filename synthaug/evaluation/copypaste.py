@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from synthaug.data.datasets import Record
+from ..data.datasets import Record
 
 
 def feather_alpha(lesion: np.ndarray, feather: float) -> np.ndarray:

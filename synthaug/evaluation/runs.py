@@ -32,13 +32,20 @@ from typing import Callable
 import torch
 from filelock import FileLock, Timeout
 
-from benchmarks.bench.banks import Bank, bank_subset
-from benchmarks.bench.conditions import COPY_PASTE, TrainCondition
-from benchmarks.bench.copypaste import copy_paste_records
-from benchmarks.bench.splits import class_counts, real_fraction_subset
 from integrations.smp_timm.augment import ordinary_augmentation
-from synthaug.data.datasets import PairDataset
-from synthaug.mix import SyntheticMix
+
+from ..data.datasets import PairDataset
+from ..errors import SynthaugError
+from ..mix import SyntheticMix
+from .banks import Bank, bank_subset
+from .conditions import COPY_PASTE, TrainCondition
+from .copypaste import copy_paste_records
+from .splits import class_counts, real_fraction_subset
+
+
+def say(line: str) -> None:
+    """The default log of a run: a line on stdout, flushed (runs last hours; their logs are watched)."""
+    print(line, flush=True)
 
 
 @dataclass(frozen=True)
@@ -136,10 +143,14 @@ def epochs_for(s: dict, n_items: int) -> int:
 
 
 def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: dict, bank, shares, s: dict,
-            state_path: Path | None = None) -> dict:
+            state_path: Path | None = None, log: Callable[[str], None] = None,
+            on_epoch: Callable[[], None] | None = None) -> dict:
     """Train one model from scratch under one condition and seed; measure it on every evaluation set
     (``bank``: the bank of the condition's background). With ``state_path`` the run saves its state
-    there after every epoch and resumes from it when present (the caller deletes it when done)."""
+    there after every epoch and resumes from it when present (the caller deletes it when done).
+    ``log`` takes the per-epoch lines; ``on_epoch`` (e.g. a progress bar of a whole matrix) is called
+    after every epoch instead of the training loop's own bar."""
+    log = log or say
     progress = RunProgress()
     fraction = s.get("real_fraction", 1.0)
     data = {**data, "train": real_fraction_subset(data["train"], fraction, seed)}  # nested per seed
@@ -156,8 +167,10 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
         improved = best.update(epoch + 1, m[key], model)
         progress.curve.append({"epoch": epoch + 1, "train_loss": loss, "val": {k: m[k] for k in task.metrics},
                                "seconds": progress.seconds()})
-        print(f"    epoch {epoch + 1:3d}/{epochs}  loss {loss:.4f}  val {key} {m[key]:.4f}{'  *' if improved else ''}"
-              f"  {progress.seconds():6.0f} s", flush=True)
+        log(f"    epoch {epoch + 1:3d}/{epochs}  loss {loss:.4f}  val {key} {m[key]:.4f}{'  *' if improved else ''}"
+            f"  {progress.seconds():6.0f} s")
+        if on_epoch:
+            on_epoch()
         patience = s.get("patience")
         return bool(patience) and epoch + 1 - best.epoch >= patience
 
@@ -165,6 +178,8 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
     resume = {"state_path": state_path, "extra_state": progress} if state_path else {}  # fit's arguments
     if s.get("min_batches"):
         resume["min_batches"] = s["min_batches"]
+    if on_epoch:
+        resume["progress"] = False
     task.train(model, train, epochs=epochs, batch_size=s["batch_size"], lr=s["lr"], seed=seed, bf16=s["bf16"],
                on_epoch_end=validate if selecting else None, **resume)
     t_train = progress.seconds()
@@ -201,13 +216,15 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _train_locked(task, model, cond, seed, data, bank, shares, s, path: Path, tag: str) -> dict:
+def _train_locked(task, model, cond, seed, data, bank, shares, s, path: Path, tag: str, log=None,
+                  on_epoch=None) -> dict:
     """Train (or resume) one run whose lock the caller holds; write its JSON, then drop its state."""
-    print(f"{tag} {time.strftime('%H:%M:%S')} {task.name} {model} {cond.name} seed {seed}", flush=True)
+    log = log or say
+    log(f"{tag} {time.strftime('%H:%M:%S')} {task.name} {model} {cond.name} seed {seed}")
     state = path.with_suffix(".state.pt")  # the run's training state while it is in progress
     if state.is_file():
-        print("  resuming from its saved training state", flush=True)
-    run = run_one(task, model, cond, seed, data, bank, shares, s, state_path=state)
+        log("  resuming from its saved training state")
+    run = run_one(task, model, cond, seed, data, bank, shares, s, state_path=state, log=log, on_epoch=on_epoch)
     write_json_atomic(path, run)
     state.unlink(missing_ok=True)
     return run
@@ -220,7 +237,7 @@ def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], wo
     runs already in ``work`` are never overwritten. Returns how many runs were written."""
     recorded = json.loads(Path(report).read_text(encoding="utf-8"))
     if recorded.get("task") != task.name or recorded.get("profile") != profile:
-        raise SystemExit(f"{report}: a {recorded.get('task')} / {recorded.get('profile')} report, not "
+        raise SynthaugError(f"{report}: a {recorded.get('task')} / {recorded.get('profile')} report, not "
                          f"{task.name} / {profile}")
     conds = {c.name: c for c in plan["conditions"]}
     written = 0
@@ -239,40 +256,51 @@ def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], wo
     return written
 
 
+def run_job(task: Task, job: tuple, plan: dict, data: dict, banks: dict[str, Bank], shares: dict, work: Path,
+            profile: str, report_only: bool = False, tag: str = "", log: Callable[[str], None] = None,
+            on_epoch: Callable[[], None] | None = None) -> dict | None:
+    """One (model, seed, condition) of a matrix: its JSON when done, else trained (or resumed) under its lock;
+    None when another process holds the lock (or ``report_only`` and not done)."""
+    log = log or say
+    (model, seed, cond), s = job, plan["settings"]
+    bank = banks.get(cond.background)
+    path = run_path(work, task, profile, s, bank.key if bank else None, model, cond, seed)
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    if report_only:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path.with_suffix(".lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"{tag} {task.name} {model} {cond.name} seed {seed}: another process is training it, skipped")
+        return None
+    try:
+        if path.is_file():  # finished by another process between the check above and the lock
+            return json.loads(path.read_text(encoding="utf-8"))
+        run = _train_locked(task, model, cond, seed, data, bank, shares, s, path, tag, log, on_epoch)
+    finally:
+        lock.release()
+        if path.is_file():  # safe to drop: whoever locks a stale lock file next finds the JSON and skips
+            Path(lock.lock_file).unlink(missing_ok=True)
+    scores = {split: round(m[task.metrics[0]], 4) for split, m in run["metrics"].items()}
+    best = f" best epoch {run['best_epoch']}/{run['epochs_run']}" if "best_epoch" in run else ""
+    log(f"  {run['seconds']:.0f} s{best}  {task.metrics[0]} {scores}  -> {path}")
+    return run
+
+
+def matrix_jobs(plan: dict) -> list[tuple]:
+    """(model, seed, condition) in run order: models outermost, then seeds, then conditions in the order given
+    (so seed 0 of every condition is done before seed 1)."""
+    return [(m, seed, c) for m in plan["models"] for seed in plan["seeds"] for c in plan["conditions"]]
+
+
 def run_matrix(task: Task, plan: dict, data: dict, banks: dict[str, Bank], shares: dict, work: Path, profile: str,
                report_only: bool) -> list[dict]:
-    """Every (model, seed, condition), models outermost, then seeds, then conditions in the order given
-    (so seed 0 of every condition is done before seed 1); done runs are read back, not redone.
-    ``banks`` holds the synthetic bank of each background ("synthetic", "real") the conditions use."""
-    runs, s = [], plan["settings"]
-    jobs = [(m, seed, c) for m in plan["models"] for seed in plan["seeds"] for c in plan["conditions"]]
-    for i, (model, seed, cond) in enumerate(jobs, 1):
-        bank = banks.get(cond.background)
-        path = run_path(work, task, profile, s, bank.key if bank else None, model, cond, seed)
-        if path.is_file():
-            runs.append(json.loads(path.read_text(encoding="utf-8")))
-            continue
-        if report_only:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path.with_suffix(".lock")))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            print(f"[{i}/{len(jobs)}] {task.name} {model} {cond.name} seed {seed}: another process is training it, "
-                  "skipped", flush=True)
-            continue
-        try:
-            if path.is_file():  # finished by another process between the check above and the lock
-                runs.append(json.loads(path.read_text(encoding="utf-8")))
-                continue
-            run = _train_locked(task, model, cond, seed, data, bank, shares, s, path, f"[{i}/{len(jobs)}]")
-        finally:
-            lock.release()
-            if path.is_file():  # safe to drop: whoever locks a stale lock file next finds the JSON and skips
-                Path(lock.lock_file).unlink(missing_ok=True)
-        scores = {split: round(m[task.metrics[0]], 4) for split, m in run["metrics"].items()}
-        best = f" best epoch {run['best_epoch']}/{run['epochs_run']}" if "best_epoch" in run else ""
-        print(f"  {run['seconds']:.0f} s{best}  {task.metrics[0]} {scores}  -> {path}", flush=True)
-        runs.append(run)
-    return runs
+    """Every job of ``matrix_jobs``; done runs are read back, not redone. ``banks`` holds the synthetic bank
+    of each background ("synthetic", "real") the conditions use."""
+    jobs = matrix_jobs(plan)
+    runs = [run_job(task, job, plan, data, banks, shares, work, profile, report_only, f"[{i}/{len(jobs)}]",
+                    log=say) for i, job in enumerate(jobs, 1)]
+    return [r for r in runs if r is not None]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import SynthaugError
+
 REAL, COPY_PASTE, SYNTHETIC = "real", "copy-paste", "synthetic"
 LEGACY_CONDITIONS = ("0%", "ordinary", "25%", "50%", "100%", "200%")  # the quick/cpu profiles' conditions
 _ADDED = re.compile(r"(?P<word>[a-z][a-z0-9_-]*)\s+(?P<pct>\d+(?:\.\d+)?)%(?:\s+bank\s+(?P<bank>\d+(?:\.\d+)?)%)?"
@@ -82,7 +84,7 @@ class TrainCondition:
             return cls(text, float(m.group(1)) / 100, True, SYNTHETIC)
         m = _ADDED.fullmatch(text)
         if not m or float(m.group("pct")) <= 0:
-            raise SystemExit(f"unknown condition {name!r}: use real, ordinary, 'copy-paste N%', '<generator> N%' or "
+            raise SynthaugError(f"unknown condition {name!r}: use real, ordinary, 'copy-paste N%', '<generator> N%' or "
                              "'<generator> N% + ordinary' (N > 0), e.g. 'bus 25% + ordinary'")
         word, ratio, aug = m.group("word"), float(m.group("pct")) / 100, bool(m.group("aug"))
         bank, schedule = m.group("bank"), m.group("schedule") or "constant"
@@ -91,10 +93,10 @@ class TrainCondition:
         extra = {"bank": float(bank) / 100 if bank else None, "schedule": schedule}
         if word == COPY_PASTE:
             if bank or m.group("schedule"):
-                raise SystemExit(f"condition {name!r}: banks and schedules apply to synthetic pairs, not copy-paste")
+                raise SynthaugError(f"condition {name!r}: banks and schedules apply to synthetic pairs, not copy-paste")
             return cls(canonical, ratio, aug, COPY_PASTE)
         if bank and float(bank) / 100 < ratio:
-            raise SystemExit(f"condition {name!r}: the bank ({bank}%) must hold at least the ratio's pairs")
+            raise SynthaugError(f"condition {name!r}: the bank ({bank}%) must hold at least the ratio's pairs")
         if word.endswith("-real"):
             return cls(canonical, ratio, aug, SYNTHETIC, word[: -len("-real")], "real", **extra)
         return cls(canonical, ratio, aug, SYNTHETIC, word, **extra)
@@ -111,5 +113,5 @@ def parse_conditions(names) -> list[TrainCondition]:
     out = [TrainCondition.parse(n) for n in names]
     seen = [c.name for c in out]
     if len(set(seen)) != len(seen):
-        raise SystemExit(f"duplicate condition in {seen}")
+        raise SynthaugError(f"duplicate condition in {seen}")
     return out

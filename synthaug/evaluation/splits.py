@@ -1,17 +1,14 @@
-"""The benchmark's data parts: train / validation / internal test from the BUSI split, STU as external test.
-
-While the BUSI test images are withheld, the internal test is a stratified 20%
-of the train split and a further 20% of the rest is the validation part (model
-and ratio selection); once ``BUSI/split.json``'s test images are present under
-``SYNTHAUG_DATA`` they become the internal test, with no change of command.
+"""Stratified parts of a set of cases: test / validation carving, capped subsets, nested real fractions,
+and the class shares a synthetic bank is drawn at. The benchmark's BUSI/STU parts are built from these
+(``benchmarks/bench/driver.py``), and so are the parts of ``synthaug trial`` (``holdout``).
 """
 from __future__ import annotations
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from benchmarks.common import busi_sets, stu_set
-from synthaug.data.datasets import PairDataset
+from ..data.datasets import PairDataset
+from ..errors import SynthaugError
 
 SPLIT_SEED = 0  # the benchmark split is fixed; run seeds vary training only
 
@@ -35,24 +32,6 @@ def cap_cases(ds: PairDataset, n: int | None, seed: int = SPLIT_SEED) -> PairDat
     return subset(ds, sorted(keep))
 
 
-def benchmark_splits(size: int, cases: int | None, external: bool) -> dict:
-    """{"sets": {"train", "val", "internal"(, "external")}, "names": what each one is}."""
-    sets = busi_sets(size=size, val_fraction=0.2, seed=SPLIT_SEED)
-    if sets["test"] is None:
-        train, val = stratified_split(sets["train"], 0.2, SPLIT_SEED)
-        internal = sets["val"]
-        val_name = "20% of the remaining BUSI train part (stratified), apart from the internal test"
-    else:
-        train, val, internal = sets["train"], sets["val"], sets["test"]
-        val_name = "20% of the BUSI train split (stratified)"
-    data = {"train": cap_cases(train, cases), "val": cap_cases(val, cases), "internal": cap_cases(internal, cases)}
-    names = {"val": val_name, "internal": sets["internal_test_name"], "test_withheld": sets["test"] is None}
-    if external:
-        data["external"] = cap_cases(stu_set(size), cases)
-        names["external"] = "STU-Hospital"
-    return {"sets": data, "names": names}
-
-
 def real_fraction_subset(train: PairDataset, fraction: float, seed: int) -> PairDataset:
     """A stratified ``fraction`` of the train part, fixed per seed and nested across fractions.
 
@@ -61,7 +40,7 @@ def real_fraction_subset(train: PairDataset, fraction: float, seed: int) -> Pair
     scarcity curve compares annotation budgets, not different draws of cases.
     """
     if not 0 < fraction <= 1:
-        raise SystemExit(f"--real-fraction must be in (0, 1], got {fraction}")
+        raise SynthaugError(f"--real-fraction must be in (0, 1], got {fraction}")
     if fraction == 1:
         return train
     labels = np.array(train.labels)
