@@ -101,7 +101,7 @@ def load_external(raw: Path, size: int) -> PairDataset:
 
 
 def default_model() -> str:
-    from ..models.pretrained import lite_installed
+    from ..pretrained import lite_installed
 
     return "unet-lite0" if lite_installed(0) else "unet"
 
