@@ -147,3 +147,12 @@ def test_budget_keeps_epochs_first_then_drops_seeds_and_says_so():
     assert len(tight["seeds"]) < 3 and any(c.startswith("seeds 3 ->") for c in tight["cut"])
     tiny = fit_budget(60, COST, [20, 20, 26, 41], [0, 1, 2], 30, 40)
     assert tiny["seeds"] == [0] and tiny["epochs"] >= 1 and any("smoke test" in c for c in tiny["cut"])
+
+
+def test_the_default_model_is_the_pretrained_one_when_its_wheel_is_installed(monkeypatch):
+    import synthaug.pretrained as pretrained
+    from synthaug.evaluation.trial import default_model
+
+    assert default_model() == "unet-lite0"  # the wheel is a dependency of synthaug
+    monkeypatch.setattr(pretrained, "lite_installed", lambda variant=0: False)
+    assert default_model() == "unet"
