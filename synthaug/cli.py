@@ -252,7 +252,7 @@ def splits(raw_dataset, out, folds):
 @main.command("generators")
 def generators_cmd():
     """List registered generators and whether their checkpoint is installed."""
-    from .pipelines.base import list_generators
+    from .pipelines.registry import list_generators
 
     for row in list_generators():
         state = "installed" if row["installed"] else "not installed"

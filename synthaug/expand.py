@@ -45,8 +45,9 @@ from .io.manifest import MANIFEST_NAME, Folder, name_index
 from .io.nnunet_raw import DATASET_JSON
 from .paths import DEFAULT_GENERATOR
 from .gate import DEFAULT_TRIES, GateUnreachable, cached_judge, check_gate, judge_for, with_gate
-from .pipelines.base import (MICRO_BATCH, case_block, check_device, check_steps, checkpoint_hash, create_generator,
-                             pair_seeds, resolve_checkpoint, sample_cases)
+from .pipelines.base import (MICRO_BATCH, case_block, check_device, check_steps, checkpoint_hash, pair_seeds,
+                             sample_cases)
+from .pipelines.registry import create_generator, resolve_checkpoint
 from .pipelines.engines import check_engine, resolve_engine
 from .threads import use_threads
 

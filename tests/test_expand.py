@@ -28,7 +28,8 @@ from synthaug.expand import expand, revert, write_splits
 from synthaug.io.images import read_mask, sha256_file, write_png
 from synthaug.io.manifest import MANIFEST_NAME, part_name
 from synthaug.io.nnunet_raw import RawDataset
-from synthaug.pipelines.base import Condition, PairGenerator, create_generator
+from synthaug.pipelines.base import Condition, PairGenerator
+from synthaug.pipelines.registry import create_generator
 
 TESTS = Path(__file__).parent
 LABELS6 = ("benign", "malignant", "benign", "benign", "malignant", "benign")

@@ -23,8 +23,8 @@ from synthaug.data.mix import PairBank
 from synthaug.gate import DEFAULT_TRIES, judge_key
 from synthaug.paths import data_root
 from synthaug.precision import native_bf16
-from synthaug.pipelines.base import (CARD_NAME, checkpoint_hash, create_generator, read_generator_info,
-                                     resolve_checkpoint)
+from synthaug.pipelines.base import CARD_NAME, checkpoint_hash, read_generator_info
+from synthaug.pipelines.registry import create_generator, resolve_checkpoint
 from synthaug.sampling import sample_to_folder
 
 LABEL_ORDER = ("benign", "malignant", None)  # None: a generator that takes no tumour type

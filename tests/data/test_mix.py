@@ -11,7 +11,8 @@ from synthaug.data import PairBank, PairDataset
 from synthaug.mix import SyntheticMix
 from synthaug.data.datasets import label_code
 from synthaug.errors import SynthaugError
-from synthaug.pipelines.base import create_generator, pair_seeds
+from synthaug.pipelines.base import pair_seeds
+from synthaug.pipelines.registry import create_generator
 from synthdata_helpers import manifest_cases, write_expanded_raw, write_raw, write_sample_folder
 
 
