@@ -39,7 +39,8 @@ def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init
 @click.command()
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
 @click.option("--generator", "generator", type=click.Choice(["bus", "pig"]), default="bus", show_default=True,
-              help="bus: SCMG + VAE + LDM + ControlNet, assembled; pig: pixel-space joint diffusion.")
+              help="bus: SCMG + VAE + LDM + ControlNet, assembled; pig: PIG's joint diffusion, in pixel space "
+                   "with --profile cpu-128, on the BUSI VAE's latents (as the shipped pig) with latent-cpu-128.")
 @click.option("--profile", default="cpu-128", show_default=True,
               help="Recipe profile of every part (recipes/PART-PROFILE.yaml): cpu-128, paper (GPUs) or tiny (tests).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
@@ -48,16 +49,26 @@ def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init
               help="Time budget for the whole fit; every part's steps are scaled to fit (default: full recipes).")
 @click.option("--set", "assignments", multiple=True, metavar="[PART:]SECTION.KEY=VALUE",
               help="Override a recipe value of every part, or of one part with PART: (e.g. ldm:train.batch_size=8).")
+@click.option("--check-pairs", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Pairs sampled for the closing quality check and preview (0: no check).")
 @_friendly
-def fit(raw_dataset, generator, profile, out, minutes, assignments):
-    """Train every part of a generator on RAW_DATASET's training cases within a time budget; rerun to resume."""
+def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs):
+    """Train every part of a generator on RAW_DATASET's training cases within a time budget; rerun to resume.
+
+    Ends with a summary on stderr: steps per part against the recipes, a quick quality check of
+    the generator against the real cases, a preview PNG, and a warning when the budget was too small."""
     import os
 
     from ..fit import fit as run
 
     checkpoint = run(raw_dataset, generator=generator, profile=profile, out=out, minutes=minutes,
                      assignments=assignments)
-    if os.environ.get("RANK", "0") == "0":  # one line under accelerate launch / torchrun
+    if os.environ.get("RANK", "0") == "0":  # one process speaks under accelerate launch / torchrun
+        if check_pairs:
+            from ..fit_report import fit_summary
+
+            for line in fit_summary(raw_dataset, out, n=check_pairs)["lines"]:
+                click.echo(f"synthaug: {line}", err=True)
         click.echo(str(checkpoint))
 
 
