@@ -145,7 +145,7 @@ def fit_summary(raw: str | Path, out: str | Path, n: int = CHECK_PAIRS) -> dict:
     if found:
         lines.append("warning: the budget was too small for a usable generator: " + "; ".join(found)
                      + ". Use it to check the pipeline, not to train on; give the full recipes (on this 2-core "
-                       "CPU about 3.5 h, --minutes 240, resumes from here) or a GPU")
+                       "CPU about 3.5 h: --minutes 240 with a new --out) or a GPU")
     summary = {"steps": steps, "recipe_steps": recipe, "quality": quality, "usable": not found,
                "problems": found, "lines": lines}
     tmp = out / f".{SUMMARY_NAME}.tmp"

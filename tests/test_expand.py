@@ -534,7 +534,7 @@ def test_expand_command_writes_a_preview_beside_the_folder(raw, gen):
     before = snapshot(raw)
     res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", gen])
     assert res.exit_code == 0, res.output
-    preview = raw.parent / f"{raw.name}_synthaug_preview.png"
+    preview = raw.parent / f"synthaug_preview_{raw.name}.png"
     assert json.loads(res.stdout)["preview"] == str(preview)
     assert f"synthaug: preview of the added cases: {preview}" in res.stderr
     from PIL import Image

@@ -83,7 +83,7 @@ PREVIEW_CASES = 16
 
 def preview_path(root: Path) -> Path:
     """Beside the raw folder, never in it: ``revert`` restores the folder byte for byte."""
-    return root.parent / f"{root.name}_synthaug_preview.png"
+    return root.parent / f"synthaug_preview_{root.name}.png"  # no DatasetNNN_ prefix: nothing takes it for a dataset
 
 
 def write_preview(folder: Folder, names: list[str], cases: dict) -> Path:
