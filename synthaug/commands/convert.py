@@ -13,13 +13,22 @@ def convert():
     """Convert a public data set, or 3D volumes sliced to 2D, to an nnU-Net v2 raw folder (2D PNG, labels {0,1})."""
 
 
+def _source_and_destination(name: str, size_help: str = "Resize every case to SIZE x SIZE."):
+    """SRC, DST_RAW, --dataset-id, --name and --size, as every converter takes them."""
+
+    def deco(f):
+        f = click.option("--size", type=int, default=None, help=size_help)(f)
+        f = click.option("--name", default=name, show_default=True, help="Dataset name after DatasetNNN_.")(f)
+        f = click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")(f)
+        f = click.argument("dst_raw", type=click.Path(path_type=Path))(f)
+        return click.argument("src", type=click.Path(path_type=Path))(f)
+
+    return deco
+
+
 # short_help: click cuts a docstring at its first period ("et al.") or about 45 characters
 @convert.command("busi", short_help="BUSI release -> DST_RAW/DatasetNNN_BUSI (train split; test split to imagesTs).")
-@click.argument("src", type=click.Path(path_type=Path))
-@click.argument("dst_raw", type=click.Path(path_type=Path))
-@click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
-@click.option("--name", default="BUSI", show_default=True, help="Dataset name after DatasetNNN_.")
-@click.option("--size", type=int, default=None, help="Resize every case to SIZE x SIZE (e.g. 128, 256).")
+@_source_and_destination("BUSI", "Resize every case to SIZE x SIZE (e.g. 128, 256).")
 @click.option("--split", "split_file", type=click.Path(path_type=Path), default=None,
               help="Split JSON (default: SRC/split.json).")
 @_friendly
@@ -66,11 +75,7 @@ def convert_folder_cmd(images, masks, dst_raw, dataset_id, name, labels, size, m
 
 
 @convert.command("stu", short_help="STU-Hospital -> a test-only raw folder (imagesTs/labelsTs).")
-@click.argument("src", type=click.Path(path_type=Path))
-@click.argument("dst_raw", type=click.Path(path_type=Path))
-@click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
-@click.option("--name", default="STU", show_default=True, help="Dataset name after DatasetNNN_.")
-@click.option("--size", type=int, default=None, help="Resize every case to SIZE x SIZE.")
+@_source_and_destination("STU")
 @_friendly
 def convert_stu_cmd(src, dst_raw, dataset_id, name, size):
     """STU-Hospital (Zhuang et al. 2019): SRC holds Hospital/ (or is it). Written as a test set."""
