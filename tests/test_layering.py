@@ -103,6 +103,12 @@ def test_every_module_imports_in_a_fresh_interpreter():
     assert res.returncode == 0, res.stderr[-3000:]
 
 
+def test_every_import_names_an_existing_module():
+    """Lazy imports too (a function-level ``from .data import x`` left behind by a move only fails when run)."""
+    missing = sorted(f"{m} -> {t}" for m, ts in _module_graph().items() for t in ts if not _exists(t))
+    assert not missing, f"imports of modules that do not exist: {missing}"
+
+
 def test_pipelines_never_import_training():
     assert "synthaug.training" not in _graph().get("synthaug.pipelines", set())
 

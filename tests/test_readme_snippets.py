@@ -249,7 +249,7 @@ def edit(text: str, busi: Path) -> str:
 
 
 def user_folders(busi: Path, work: Path) -> None:
-    """The BUSI subset as the README's own-data section expects it: mydata/images, mydata/masks, types.csv."""
+    """The BUSI subset as the README's routes 2 and 3 expect it: mydata/images, mydata/masks, types.csv."""
     from synthaug.io.public_sets import iter_busi
 
     rows = []

@@ -149,8 +149,8 @@ def _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shar
         threads = use_threads(threads)
         sampler, gen = ConditionSampler.from_raw(folder.raw, folder.real), ref.load(device, threads)
         if background == "real":
-            from .data.datasets import PairDataset
-            from .data.mix import with_background
+            from ..data.datasets import PairDataset
+            from ..data.mix import with_background
 
             gen = with_background(gen, "real", PairDataset.from_raw(folder.root, cases=folder.real))
         if gate:
