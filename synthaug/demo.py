@@ -14,7 +14,8 @@ from .io.images import read_gray, read_mask
 from .io.nnunet_raw import RawDataset
 from .io.public_sets import write_raw_dataset
 from .paths import DEFAULT_GENERATOR
-from .pipelines.base import LABELS, Condition, create_generator
+from .pipelines.base import LABELS, Condition
+from .pipelines.registry import create_generator
 from .preview import save_grid
 from .threads import use_threads
 

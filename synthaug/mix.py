@@ -21,6 +21,7 @@ module of its own rather than part of the data package.
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ from .errors import SynthaugError
 from .gate import DEFAULT_TRIES, with_gate
 from .io.images import resize_image, resize_mask
 from .pipelines.base import Pair, PairGenerator, pair_seeds, sample_cases
+
+FEW_PAIRS_FACTOR = 2  # warn when a bank's pairs must fill more than this many slots each
 
 
 SCHEDULES = ("constant", "decay", "pretrain")
@@ -118,6 +121,12 @@ class SyntheticMix(Dataset):
         elif isinstance(source, PairBank):
             if refresh_every is not None or cache_size is not None:
                 raise SynthaugError("refresh_every and cache_size apply to a generator source, not a PairBank")
+            if len(source) == 0:
+                raise SynthaugError(f"the bank {getattr(source, 'root', '')} holds no pairs")
+            if self.n_synthetic > FEW_PAIRS_FACTOR * len(source):
+                warnings.warn(f"the bank holds {len(source)} pairs for {self.n_synthetic} synthetic slots: each pair "
+                              f"repeats about {self.n_synthetic / len(source):.0f} times an epoch. Make more pairs "
+                              "(`synthaug sample -n N`) or lower the ratio", UserWarning, stacklevel=2)
             self.cache_size, self.refresh_every = None, None
             self._generator, self._pairs = None, source
         else:
@@ -172,7 +181,7 @@ class SyntheticMix(Dataset):
             return restrict(drawn(k)[0], self._generator.conditions)
 
         # the same fixed network blocks as expand: byte-identical to the cases an expansion adds
-        pairs = sample_cases(self._generator, self.seed, indices, condition_of)
+        pairs = sample_cases(self._generator, self.seed, indices, condition_of, progress=True)  # a bar: it takes a while
         cache = []
         for pair, s, k in zip(pairs, seeds, indices):
             c, real_size = condition_of(k), drawn(k)[1]

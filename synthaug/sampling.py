@@ -5,8 +5,8 @@ from pathlib import Path
 
 from .io.images import write_json, write_png
 from .errors import SynthaugError
-from .pipelines.base import (LABELS, Condition, check_device, check_steps, create_generator, resolve_checkpoint,
-                             sample_cases)
+from .pipelines.base import LABELS, Condition, check_device, check_steps, sample_cases
+from .pipelines.registry import create_generator, resolve_checkpoint
 from .preview import save_grid, save_mask_grid
 from .gate import DEFAULT_TRIES, GateUnreachable, with_gate
 from .threads import use_threads

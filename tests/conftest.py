@@ -19,7 +19,8 @@ from synthaug.paths import data_root
 # per-case thread count depend on it) failed when the caller exported OMP_NUM_THREADS=2.
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
-from synthaug.pipelines.base import GENERATOR_INFO, Pair, PairGenerator, register_generator
+from synthaug.pipelines.base import GENERATOR_INFO, Pair, PairGenerator
+from synthaug.pipelines.registry import register_generator
 
 
 def _need(path: Path, what: str) -> Path:

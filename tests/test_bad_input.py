@@ -16,7 +16,7 @@ from synthaug.expand import expand, write_splits
 from synthaug.io.images import write_png
 from synthaug.io.manifest import MANIFEST_NAME
 from synthaug.io.nnunet_raw import RawDataset
-from synthaug.pipelines.base import create_generator
+from synthaug.pipelines.registry import create_generator
 from test_expand import make_raw, snapshot
 
 

@@ -17,8 +17,9 @@ from synthaug.errors import SynthaugError
 from synthaug.expand import expand
 from synthaug.models.unets import pixel_unet
 from synthaug.paths import checkpoints_root
-from synthaug.pipelines.base import (CARD_NAME, FILE_HASHES, GENERATOR_INFO, checkpoint_files, create_generator,
-                                     file_sha256, record_file_hashes, resolve_checkpoint, verify_checkpoint)
+from synthaug.pipelines.checkpoint import (CARD_NAME, FILE_HASHES, GENERATOR_INFO, checkpoint_files, file_sha256,
+                                           record_file_hashes, verify_checkpoint)
+from synthaug.pipelines.registry import create_generator, resolve_checkpoint
 from synthaug.pipelines.pig import PIGPipeline, save_pig
 from synthaug.pipelines.schedulers import training_scheduler
 from synthaug.training.cards import record_training_data

@@ -15,8 +15,8 @@ from synthaug.errors import SynthaugError
 from synthaug.expand import expand, shard_targets
 from synthaug.io.images import read_gray, read_mask
 from synthaug.pipelines.base import (GENERATOR_INFO, MAX_RESAMPLES, MICRO_BATCH, Condition, Pair, PairGenerator,
-                                     create_generator, min_mask_area, pair_seeds, register_generator, resample_seed,
-                                     sample_cases)
+                                     min_mask_area, pair_seeds, resample_seed, sample_cases)
+from synthaug.pipelines.registry import create_generator, register_generator
 
 from test_expand import make_raw, manifest
 

@@ -14,7 +14,8 @@ from synthaug.expand import expand
 from synthaug.io import manifest as mf
 from synthaug.io.manifest import MANIFEST_NAME
 from synthaug.pipelines import engines
-from synthaug.pipelines.base import Condition, create_generator, default_checkpoint
+from synthaug.pipelines.base import Condition
+from synthaug.pipelines.registry import create_generator, default_checkpoint
 from test_expand import make_raw
 
 STEPS = 3  # few sampler steps: the engines' rounding differences are per step, the plumbing is the same

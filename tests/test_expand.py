@@ -18,17 +18,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 from nnunetv2.utilities.crossval_split import generate_crossval_split
 
-import synthaug.expand as expand_mod
+import synthaug.expand.identity as expand_identity
+import synthaug.expand.run as expand_run
 from synthaug.data.conditions import ConditionSampler, restrict
+from synthaug.cli import main
 from synthaug.errors import SynthaugError
 from synthaug.expand import expand, revert, write_splits
 from synthaug.io.images import read_mask, sha256_file, write_png
 from synthaug.io.manifest import MANIFEST_NAME, part_name
 from synthaug.io.nnunet_raw import RawDataset
-from synthaug.pipelines.base import Condition, PairGenerator, create_generator
+from synthaug.pipelines.base import Condition, PairGenerator
+from synthaug.pipelines.registry import create_generator
 
 TESTS = Path(__file__).parent
 LABELS6 = ("benign", "malignant", "benign", "benign", "malignant", "benign")
@@ -154,7 +158,7 @@ def test_idempotent_second_call_rewrites_nothing_and_loads_no_generator(raw, gen
     def no_load(*a, **k):
         raise AssertionError("generator loaded although nothing had to be generated")
 
-    monkeypatch.setattr(expand_mod, "create_generator", no_load)
+    monkeypatch.setattr(expand_identity, "create_generator", no_load)
     report = expand(raw, 1.0, generator=gen, batch_size=2)
     assert report["added"] == report["removed"] == 0
     assert snapshot(raw) == snap and stamps(raw) == times and stamps(preprocessed) == pre_times
@@ -175,7 +179,7 @@ def test_ratio_up_then_down_converges_to_a_fresh_run(raw, twin, gen):
 
 def test_dry_run_writes_nothing(raw, gen, monkeypatch):
     before = snapshot(raw)
-    monkeypatch.setattr(expand_mod, "create_generator", lambda *a, **k: pytest.fail("dry run loaded the generator"))
+    monkeypatch.setattr(expand_identity, "create_generator", lambda *a, **k: pytest.fail("dry run loaded the generator"))
     report = expand(raw, 1.0, generator=gen, dry_run=True)
     assert (report["added"], report["removed"], report["dry_run"]) == (6, 0, True)
     assert snapshot(raw) == before
@@ -219,7 +223,7 @@ def test_resume_after_failure_between_batches_equals_uninterrupted_run(raw, twin
 
 def test_resume_after_failure_mid_case_and_revert_of_a_broken_run(raw, twin, gen, monkeypatch):
     before = snapshot(raw)
-    original = expand_mod.write_png
+    original = expand_run.write_png
 
     def fail_on_fourth_write():
         writes = {"n": 0}
@@ -230,7 +234,7 @@ def test_resume_after_failure_mid_case_and_revert_of_a_broken_run(raw, twin, gen
                 raise _Boom("killed")
             original(path, arr)
 
-        monkeypatch.setattr(expand_mod, "write_png", flaky_write)
+        monkeypatch.setattr(expand_run, "write_png", flaky_write)
 
     fail_on_fourth_write()
     with pytest.raises(_Boom):
@@ -497,3 +501,53 @@ def test_busi_expand_and_revert(busi128, tiny_generator_dir, tmp_path, monkeypat
     revert(raw)
     assert snapshot(raw) == before
     assert not (pre / "splits_final.json").exists()
+
+
+def test_revert_preprocessed_removes_that_folder_only(raw, gen, preprocessed, tmp_path):
+    """revert --preprocessed: $nnUNet_preprocessed/Dataset990_Tiny goes (it held the synthetic cases and
+    their splits); its siblings, the files beside it and the raw folder's real cases stay."""
+    before = snapshot(raw)
+    (preprocessed / "nnUNetPlans_2d").mkdir()
+    (preprocessed / "nnUNetPlans_2d" / "synth_00000.npz").write_bytes(b"preprocessed synthetic case")
+    sibling = preprocessed.parent / "Dataset991_Other"
+    sibling.mkdir()
+    (sibling / "splits_final.json").write_text("[]")
+    (preprocessed.parent / "notes.txt").write_text("mine")
+    expand(raw, ratio=0.5, generator=gen)
+    assert (preprocessed / "splits_final.json").is_file()
+    res = CliRunner().invoke(main, ["revert", str(raw), "--preprocessed"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["preprocessed_removed"] == str(preprocessed)
+    assert sorted(p.name for p in preprocessed.parent.iterdir()) == ["Dataset991_Other", "notes.txt"]
+    assert (sibling / "splits_final.json").read_text() == "[]" and snapshot(raw) == before
+
+
+def test_revert_preprocessed_without_the_variable_changes_nothing(raw, gen, monkeypatch):
+    expand(raw, ratio=0.5, generator=gen)
+    expanded = snapshot(raw)
+    res = CliRunner().invoke(main, ["revert", str(raw), "--preprocessed"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "nnUNet_preprocessed is not set" in res.output and snapshot(raw) == expanded
+
+
+def test_expand_command_writes_a_preview_beside_the_folder(raw, gen):
+    before = snapshot(raw)
+    res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", gen])
+    assert res.exit_code == 0, res.output
+    preview = raw.parent / f"synthaug_preview_{raw.name}.png"
+    assert json.loads(res.stdout)["preview"] == str(preview)
+    assert f"synthaug: preview of the added cases: {preview}" in res.stderr
+    from PIL import Image
+
+    with Image.open(preview) as im:
+        assert im.size == (3 * 128, 128 + 14)  # the 3 added cases, one row, captions
+    assert sorted(p.name for p in raw.parent.iterdir()) == [raw.name, preview.name]  # nothing else, no temporaries
+    revert(raw)
+    assert snapshot(raw) == before  # the preview lives outside the folder revert restores
+
+
+def test_expand_no_preview_writes_none(raw, gen):
+    res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", gen, "--no-preview"])
+    assert res.exit_code == 0, res.output
+    assert "preview" not in json.loads(res.stdout) and "preview" not in res.stderr
+    assert [p.name for p in raw.parent.iterdir()] == [raw.name]

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import synthaug.expand as expand_mod
+import synthaug.expand.identity as expand_identity
+import synthaug.expand.run as expand_run
 from synthaug.cli import main
 from synthaug.errors import SynthaugError
 from synthaug.expand import expand, revert, write_splits
@@ -339,14 +340,14 @@ def test_unwritable_dataset_json_fails_before_generating(raw, gen, monkeypatch):
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **k: (False if Path(p) == raw / "dataset.json" and mode & os.W_OK
                                                             else real_access(p, mode, **k)))
-    monkeypatch.setattr(expand_mod, "create_generator", lambda *a, **k: pytest.fail("generated before the check"))
+    monkeypatch.setattr(expand_identity, "create_generator", lambda *a, **k: pytest.fail("generated before the check"))
     with pytest.raises(SynthaugError, match="dataset.json is not writable; nothing was changed"):
         expand(raw, 1.0, generator=gen)
     assert snapshot(raw) == before
 
 
 def test_disk_full_is_one_line_and_a_rerun_finishes(raw, twin, gen, monkeypatch):
-    original, writes = expand_mod.write_png, {"n": 0}
+    original, writes = expand_run.write_png, {"n": 0}
 
     def full(path, arr):
         writes["n"] += 1
@@ -354,7 +355,7 @@ def test_disk_full_is_one_line_and_a_rerun_finishes(raw, twin, gen, monkeypatch)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         original(path, arr)
 
-    monkeypatch.setattr(expand_mod, "write_png", full)
+    monkeypatch.setattr(expand_run, "write_png", full)
     result = cli(["expand", raw, "--ratio", "1", "--generator", gen, "--batch-size", "1"])
     assert result.exit_code == 2
     one_line_error(result.output, "No space left on device while writing")

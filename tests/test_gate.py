@@ -25,7 +25,8 @@ from synthaug.gate import (GatedGenerator, GateUnreachable, cached_judge, cases_
 from synthaug.io.manifest import MANIFEST_NAME
 from synthaug.mix import SyntheticMix
 from synthaug.sampling import sample_to_folder
-from synthaug.pipelines.base import GENERATOR_INFO, Condition, register_generator, sample_cases
+from synthaug.pipelines.base import GENERATOR_INFO, Condition, sample_cases
+from synthaug.pipelines.registry import register_generator
 from synthaug.training.recipes import load_recipe
 
 from test_expand import make_raw, snapshot, stamps

@@ -1,5 +1,6 @@
-"""Layering (issue 17, item 4): the pipelines never import the training code, and no two synthaug
-packages import each other (directly or round a longer circle), function-level imports included."""
+"""Layering (issue 17, item 4; issue 33, item 4): the pipelines never import the training code, no two synthaug
+packages import each other (directly or round a longer circle), and no module imports one that imports it back
+(e.g. pipelines base -> registry -> bus -> base), function-level imports included."""
 from __future__ import annotations
 
 import ast
@@ -25,8 +26,14 @@ def _unit(module: str) -> str:
     return ".".join(parts[:2])
 
 
+def _exists(module: str) -> bool:
+    rel = Path(*module.split(".")[1:])
+    return (PACKAGE / rel).with_suffix(".py").is_file() or (PACKAGE / rel / "__init__.py").is_file()
+
+
 def _imports(path: Path, module: str) -> set[str]:
-    """Every synthaug module ``path`` imports, at any depth of the file (lazy imports count)."""
+    """Every synthaug module ``path`` imports, at any depth of the file (lazy imports count);
+    ``from pkg import mod`` counts as importing ``pkg.mod`` when that is a module."""
     is_pkg = path.name == "__init__.py"
     base = module.split(".") if is_pkg else module.split(".")[:-1]
     found = set()
@@ -39,8 +46,19 @@ def _imports(path: Path, module: str) -> set[str]:
             else:
                 target = node.module or ""
             if target.split(".")[0] == "synthaug":
-                found.add(target)
+                subs = {f"{target}.{a.name}" for a in node.names if _exists(f"{target}.{a.name}")}
+                found |= subs if len(subs) == len(node.names) else subs | {target}
     return found
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the synthaug modules it imports (a package stands for its __init__)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        graph[module] = {t for t in _imports(path, module) if t != module}
+    return graph
 
 
 def _graph() -> dict[str, set[str]]:
@@ -85,6 +103,12 @@ def test_every_module_imports_in_a_fresh_interpreter():
     assert res.returncode == 0, res.stderr[-3000:]
 
 
+def test_every_import_names_an_existing_module():
+    """Lazy imports too (a function-level ``from .data import x`` left behind by a move only fails when run)."""
+    missing = sorted(f"{m} -> {t}" for m, ts in _module_graph().items() for t in ts if not _exists(t))
+    assert not missing, f"imports of modules that do not exist: {missing}"
+
+
 def test_pipelines_never_import_training():
     assert "synthaug.training" not in _graph().get("synthaug.pipelines", set())
 
@@ -92,6 +116,36 @@ def test_pipelines_never_import_training():
 def test_no_import_cycle_between_packages():
     graph = {src: {d for d in dsts if (src, d) not in KNOWN_BACK_EDGES} for src, dsts in _graph().items()}
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
+
+
+def test_no_import_cycle_between_modules():
+    graph = _module_graph()
+    assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
+
+
+def test_generator_base_imports_neither_registry_nor_generators():
+    """timm's layout: generators import the registry and the base classes; those import no generator."""
+    graph = _module_graph()
+    lower = ("synthaug.pipelines.base", "synthaug.pipelines.checkpoint", "synthaug.pipelines.options",
+             "synthaug.pipelines.registry")
+    generators = {"synthaug.pipelines.bus", "synthaug.pipelines.pig", "synthaug.pipelines.scmg",
+                  "synthaug.pipelines.real_background"}
+    for m in lower:
+        assert not graph[m] & generators, f"{m} imports {sorted(graph[m] & generators)}"
+    for m in lower[:3]:
+        assert "synthaug.pipelines.registry" not in graph[m], f"{m} imports the registry"
+    assert "synthaug.pipelines.registry" in graph["synthaug.pipelines.bus"]  # bus registers itself
+
+
+def test_module_graph_would_see_the_old_registry_circle(tmp_path):
+    """The circle issue 33 removed: base importing (even lazily) what imports base back. Put a lazy
+    ``from . import registry`` into base's edges and the module graph closes a circle."""
+    lazy = tmp_path / "base.py"
+    lazy.write_text("def _load_plugins():\n    from . import registry\n", encoding="utf-8")
+    graph = _module_graph()
+    graph["synthaug.pipelines.base"] |= _imports(lazy, "synthaug.pipelines.base")
+    assert "synthaug.pipelines.registry" in graph["synthaug.pipelines.base"]
+    assert _cycle(graph) is not None
 
 
 def test_cycle_finder_sees_a_circle():

@@ -16,7 +16,8 @@ from synthaug.data import PairDataset
 from synthaug.mix import SyntheticMix
 from synthaug.errors import SynthaugError
 from synthaug.expand import MAX_RATIO, GeneratorRef, expand, revert
-from synthaug.pipelines.base import GENERATOR_INFO, check_device, check_steps, create_generator
+from synthaug.pipelines.base import GENERATOR_INFO, check_device, check_steps
+from synthaug.pipelines.registry import create_generator
 from synthaug.sampling import sample_to_folder
 
 from test_expand import make_raw, manifest, snapshot

@@ -17,8 +17,9 @@ working folder:
   the interpreter does not know fails the test, so a new README line cannot
   go untested.
 * ```python blocks then run in one namespace, in that folder (after the bash
-  blocks, so ``samples/`` from ``synthaug sample`` exists).
-* "Train a generator on your own data": ``mydata/`` is the BUSI subset laid out
+  blocks, so the folder route 2 converts exists): route 2's training loop runs for
+  two epochs on the subset.
+* Routes 2 and 3 (your own data): ``mydata/`` is the BUSI subset laid out
   as a user's image and mask folders with a types CSV, so ``convert folder``
   runs for real; ``fit`` (tested in tests/test_fit.py) and its
   ``accelerate launch`` form are parsed, and the tiny test generator stands in
@@ -164,7 +165,7 @@ class Shell:
         assert res.exit_code == 0, f"synthaug {shlex.join(args)}:\n{res.output}"
         self.log.append(("ran", ["synthaug", *args]))
         if args[0] == "convert":
-            raw = Path(res.output.strip().splitlines()[-1])
+            raw = Path(res.stdout.strip().splitlines()[-1])  # stderr says what was made
             self.converted[raw] = snapshot(raw)
         if args[0] == "revert":  # "back to exactly the original raw folder"
             raw = Path(args[1])
@@ -248,7 +249,7 @@ def edit(text: str, busi: Path) -> str:
 
 
 def user_folders(busi: Path, work: Path) -> None:
-    """The BUSI subset as the README's own-data section expects it: mydata/images, mydata/masks, types.csv."""
+    """The BUSI subset as the README's routes 2 and 3 expect it: mydata/images, mydata/masks, types.csv."""
     from synthaug.io.public_sets import iter_busi
 
     rows = []
@@ -277,17 +278,20 @@ def test_readme_code_blocks_run(busi_subset, tiny_generator_dir, tmp_path, monke
             if line.strip():
                 shell.run_line(line.strip())
     ran = [" ".join(argv[:2]) for what, argv in shell.log if what == "ran"]
-    assert ran.count("synthaug convert") == 3 and "synthaug expand" in ran and "synthaug revert" in ran
+    assert ran.count("synthaug convert") == 4 and "synthaug expand" in ran and "synthaug revert" in ran
     pre = Path(os.environ["nnUNet_preprocessed"])
-    assert not (pre / "Dataset501_BUSI").exists()  # the README's clean-up after revert
+    assert (work / "nnunet" / "preprocessed").is_dir()  # route 1 made it (splits), so the check below means something
+    assert not (pre / "Dataset501_BUSI").exists()  # revert --preprocessed, route 1's clean-up
+    trainers = [a[a.index("-tr") + 1] for what, a in shell.log if what == "parsed" and "-tr" in a]
+    assert "nnUNetTrainerTiny" in trainers and "nnUNetTrainerSynthAugTiny" in trainers  # CPU smoke tests
 
     namespace: dict = {}
     python = blocks("python")
     assert python, "README has no python block"
     for block in python:
         exec(compile(edit(block, busi_subset), "README.md", "exec"), namespace)
-    assert namespace["item"]["synthetic"] is True
     assert namespace["mix"][len(namespace["real"])]["synthetic"] is True
+    assert torch.isfinite(namespace["loss"]) and namespace["batch"]["image"].shape[1] == 1  # the loop ran
     print("\n".join(f"{what}: {a if isinstance(a, str) else shlex.join(a)}" for what, a in shell.log))
 
 

@@ -30,7 +30,8 @@ from synthaug.data.datasets import LABEL_NAMES
 from synthaug.errors import SynthaugError
 from synthaug.io.images import write_json, write_png
 from synthaug.io.manifest import MANIFEST_NAME, part_paths
-from synthaug.pipelines.base import GENERATOR_INFO, create_generator
+from synthaug.pipelines.base import GENERATOR_INFO
+from synthaug.pipelines.registry import create_generator
 
 RECORD = "synthaug_train.json"
 NAME = "synthaug_{:05d}"  # synthetic case names inside the folder; identifiers are absolute paths

@@ -1,2 +1,1 @@
-"""Commands of the ``synthaug`` CLI that live in their own module (``cli.py`` registers them): each parses
-its arguments and calls the public API, nothing more."""
+"""The ``synthaug`` subcommands, one module per group; ``synthaug.cli`` joins them into one click group."""

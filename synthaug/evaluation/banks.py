@@ -20,7 +20,8 @@ from filelock import FileLock
 
 from ..data.mix import PairBank
 from ..gate import DEFAULT_TRIES, judge_key
-from ..pipelines.base import CARD_NAME, checkpoint_hash, create_generator, read_generator_info, resolve_checkpoint
+from ..pipelines.base import CARD_NAME, checkpoint_hash, read_generator_info
+from ..pipelines.registry import create_generator, resolve_checkpoint
 from ..precision import native_bf16
 from ..sampling import sample_to_folder
 from .splits import class_counts

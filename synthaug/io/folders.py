@@ -210,15 +210,67 @@ def iter_folder(pairs, types: dict[str, str | None], threshold: float | None = N
                "split": "train", "image": image, "mask": mask}
 
 
+def refuse_all_empty(masks: str | Path, mask_threshold: float | None):
+    """A ``write_raw_dataset`` check: a folder whose masks are all empty holds no lesion to learn from
+    (a wrong folder, or masks whose lesion value the reader could not tell apart): refuse it."""
+
+    def check(metadata: dict) -> None:
+        if all(m["box"] is None for m in metadata.values()):
+            how = ("lower --mask-threshold" if mask_threshold is not None
+                   else "check that lesion pixels are the brighter value, or pass --mask-threshold")
+            raise SynthaugError(f"all {len(metadata)} masks in {masks} are empty (no lesion pixel): is it the "
+                                f"lesion mask folder? ({how}); nothing was written")
+
+    return check
+
+
+def conversion_summary(raw: str | Path) -> list[str]:
+    """What a conversion made, from the folder's case_metadata.json and dataset.json: case and type counts,
+    empty masks (a warning when most are), and what resizing did to the image sizes."""
+    from .nnunet_raw import METADATA_JSON
+    from .images import read_json
+
+    raw = Path(raw)
+    cases = read_json(raw / METADATA_JSON, f"{raw} has no {METADATA_JSON}")["cases"]
+    conversion = read_json(raw / "dataset.json", f"{raw} has no dataset.json").get("synthaug_conversion", {})
+    n = len(cases)
+    types = [c.get("label") for c in cases.values()]
+    empty = sum(c.get("box") is None for c in cases.values())
+    lines = [f"{n} cases: {types.count('benign')} benign, {types.count('malignant')} malignant, "
+             f"{types.count(None)} without a type; {empty} with an empty mask (no lesion)"]
+    if empty * 2 > n:
+        lines.append(f"warning: {empty} of {n} masks are empty: a generator learns lesions only from the "
+                     f"{n - empty} others. Check the mask folder (or --mask-threshold) if this is not expected")
+    sizes = sorted({tuple(c["original_size"]) for c in cases.values()}, key=lambda hw: hw[0] * hw[1])
+    span = "x".join(map(str, sizes[0][::-1])) + (f" .. {'x'.join(map(str, sizes[-1][::-1]))}" if len(sizes) > 1 else "")
+    size = conversion.get("size")
+    if size is None:
+        lines.append(f"sizes kept ({span}, width x height); pass --size N to resize")
+    else:
+        changed = [hw for hw in (tuple(c["original_size"]) for c in cases.values()) if hw[0] != hw[1]]
+        if conversion.get("keep_aspect"):
+            lines.append(f"resized {span} (width x height) to {size}x{size}: longer side scaled to {size}, "
+                         f"{len(changed)} non-square case(s) padded with black (aspect ratio kept)")
+        elif changed:
+            worst = max(max(h, w) / min(h, w) for h, w in changed)
+            lines.append(f"resized {span} (width x height) to {size}x{size}: {len(changed)} non-square case(s) "
+                         f"stretched (aspect ratio changed, up to {worst:.2f}:1); --keep-aspect pads instead")
+        else:
+            lines.append(f"resized {span} to {size}x{size} (all square: aspect ratio kept)")
+    return lines
+
+
 def convert_folder(images: str | Path, masks: str | Path, dst_raw: str | Path, dataset_id: int,
                    name: str = "Custom", labels: str | Path | None = None, size: int | None = None,
                    mask_suffix: str = "_mask", mask_threshold: float | None = None,
-                   channel_name: str = "ultrasound") -> Path:
+                   channel_name: str = "ultrasound", keep_aspect: bool = False) -> Path:
     """Convert an image folder and a mask folder (or one folder with ``mask_suffix``) to
     ``dst_raw/DatasetNNN_name`` (all cases in imagesTr/labelsTr); returns the folder.
 
     ``labels`` is a CSV of case -> benign/malignant (empty for unknown); without it
     every case has no type, and ``synthaug fit`` trains single-class generators.
+    ``keep_aspect`` (with ``size``) pads to a square instead of stretching. A folder whose
+    masks are all empty is refused (nothing written); ``conversion_summary`` says what was made.
     """
     from .public_sets import _prepare_destination, raw_dataset_name
 
@@ -232,7 +284,8 @@ def convert_folder(images: str | Path, masks: str | Path, dst_raw: str | Path, d
         _prepare_destination(dst_raw, folder)  # refuses a taken id or a non-empty target before any read
         n_typed = sum(t is not None for t in types.values())
         return write_raw_dataset(iter_folder(pairs, types, mask_threshold, name), dst_raw, dataset_id, name,
-                                 source="folder", size=size, channel_name=channel_name,
+                                 source="folder", size=size, channel_name=channel_name, keep_aspect=keep_aspect,
+                                 check=refuse_all_empty(masks, mask_threshold),
                                  description=f"{len(pairs)} image/mask pairs from {Path(images).name}/ and "
                                              f"{Path(masks).name}/, {n_typed} with a tumour type")
     except BaseException:

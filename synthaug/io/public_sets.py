@@ -105,8 +105,20 @@ def _save_png(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr, mode="L").save(path, format="PNG", compress_level=1)
 
 
-def _write_case(root: Path, case: dict, size: int | None) -> dict:
-    """Write one case's image and label; return its case_metadata entry."""
+def fit_square(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Scale the longer side to ``size`` (aspect ratio kept) and pad the shorter one with black, centred.
+    Returns the square image, mask and the padding [top, bottom, left, right] in pixels."""
+    h, w = image.shape
+    scale = size / max(h, w)
+    nh, nw = max(1, min(size, round(h * scale))), max(1, min(size, round(w * scale)))
+    image, mask = resize_image(image, (nh, nw)), resize_mask(mask, (nh, nw))
+    top, left = (size - nh) // 2, (size - nw) // 2
+    pad = [top, size - nh - top, left, size - nw - left]
+    return np.pad(image, (pad[:2], pad[2:])), np.pad(mask, (pad[:2], pad[2:])), pad
+
+
+def _write_case(root: Path, case: dict, size: int | None, keep_aspect: bool = False) -> dict:
+    """Write one case's image and label; return its case_metadata entry (with ``pad`` when ``keep_aspect``)."""
     case_id = case.get("case_id")
     if not isinstance(case_id, str) or not _NAME_RE.match(case_id):
         raise SynthaugError(f"case id {case_id!r} must be letters, digits, '_' or '-'")
@@ -120,18 +132,22 @@ def _write_case(root: Path, case: dict, size: int | None) -> dict:
         raise SynthaugError(f"case {case_id}: mask {mask.shape} and image {image.shape} differ in size")
     original_size = list(image.shape)
     mask = mask.astype(bool)
-    if size is not None:
+    pad = None
+    if size is not None and keep_aspect:
+        image, mask, pad = fit_square(image, mask, size)
+    elif size is not None:
         image, mask = resize_image(image, (size, size)), resize_mask(mask, (size, size))
     images_dir, labels_dir = (root / d for d in _SPLIT_DIRS[split])
     _save_png(images_dir / f"{case_id}_0000{FILE_ENDING}", image)
     _save_png(labels_dir / f"{case_id}{FILE_ENDING}", mask.astype(np.uint8))
     return {"label": case.get("label"), "source_name": str(case.get("source_name", case_id)), "split": split,
-            "original_size": original_size, "box": mask_box(mask)}
+            "original_size": original_size, "box": mask_box(mask), **({"pad": pad} if pad is not None else {})}
 
 
 def write_raw_dataset(cases: Iterable[dict], dst_raw: str | Path, dataset_id: int, name: str, *, source: str,
                       size: int | None = None, channel_name: str = "ultrasound", reference: str | None = None,
-                      description: str | None = None, skipped: dict[str, int] | None = None) -> Path:
+                      description: str | None = None, skipped: dict[str, int] | None = None,
+                      keep_aspect: bool = False, check=None) -> Path:
     """Write ``cases`` as the 2D nnU-Net v2 raw folder ``dst_raw/DatasetNNN_name`` and return its path.
 
     Each case is a dict ``{case_id, image uint8 HxW, mask bool HxW, label, source_name, split}``
@@ -142,7 +158,10 @@ def write_raw_dataset(cases: Iterable[dict], dst_raw: str | Path, dataset_id: in
     the source, the size, the test-case count and ``skipped`` (reason ->
     count), so a folder tells later readers what was left out. ``case_metadata.json``
     maps case id to label, source name, split, original [h, w] and the box
-    of the written mask.
+    of the written mask. ``keep_aspect`` scales the longer side to ``size`` and pads the other
+    (``fit_square``; the padding is in the case's metadata). ``check(metadata)``, if given, sees
+    every written case's metadata before the folder is put in place: a SynthaugError it raises
+    leaves nothing behind.
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
@@ -162,11 +181,14 @@ def write_raw_dataset(cases: Iterable[dict], dst_raw: str | Path, dataset_id: in
         for case in cases:
             if case.get("case_id") in metadata:
                 raise SynthaugError(f"case id {case['case_id']} occurs twice")
-            metadata[case["case_id"]] = _write_case(tmp, case, size)
+            metadata[case["case_id"]] = _write_case(tmp, case, size, keep_aspect)
         if not metadata:
             raise SynthaugError(f"no {source} cases to write")
+        if check is not None:
+            check(metadata)
         num_train = sum(m["split"] == "train" for m in metadata.values())
-        conversion = {"source": source, "size": size, "numTest": len(metadata) - num_train,
+        conversion = {"source": source, "size": size, **({"keep_aspect": True} if keep_aspect else {}),
+                      "numTest": len(metadata) - num_train,
                       "skipped": dict(skipped or {})}
         generate_dataset_json(str(tmp), {0: channel_name}, dict(LABELS), num_train, FILE_ENDING,
                               dataset_name=folder_name, reference=reference, description=description,

@@ -28,7 +28,8 @@ from ..models.descriptors import DescriptorRule, curvatures, descriptor_prompt, 
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
 from ..precision import use_bf16
 from .base import (CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, check_steps, load_pipeline,
-                   read_generator_info, register_generator, to_uint8)
+                   read_generator_info, to_uint8)
+from .registry import register_generator
 from .saving import save_pipeline
 from .schedulers import make_scheduler
 from .scmg import SCMGPipeline, ScmgMasks

@@ -24,7 +24,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from .base import (GENERATOR_INFO, LABELS, Condition, Pair, PairGenerator, check_steps, load_pipeline,
-                   read_generator_info, register_generator, to_uint8)
+                   read_generator_info, to_uint8)
+from .registry import register_generator
 from ..errors import SynthaugError
 from ..io.images import read_json
 from ..precision import use_bf16

@@ -115,7 +115,7 @@ class RealBackgroundGenerator(PairGenerator):
 
     @classmethod
     def from_pretrained(cls, path, backgrounds: Sequence[Background] = (), **kwargs):
-        from .base import create_generator
+        from .registry import create_generator
 
         opts = {k: kwargs.pop(k) for k in ("placement", "dilate", "feather_width") if k in kwargs}
         return cls(create_generator(path, **kwargs), backgrounds, **opts)

@@ -11,7 +11,8 @@ from synthaug.data import PairBank, PairDataset
 from synthaug.mix import SyntheticMix
 from synthaug.data.datasets import label_code
 from synthaug.errors import SynthaugError
-from synthaug.pipelines.base import create_generator, pair_seeds
+from synthaug.pipelines.base import pair_seeds
+from synthaug.pipelines.registry import create_generator
 from synthdata_helpers import manifest_cases, write_expanded_raw, write_raw, write_sample_folder
 
 
@@ -186,3 +187,16 @@ def test_bad_input(tmp_path, real_dataset, bank, tiny_generator):
     (root / "masks" / "pair_00001.png").unlink()
     with pytest.raises(SynthaugError, match="missing"):
         PairBank.open(root)
+
+
+def test_a_bank_far_smaller_than_its_slots_warns(real_dataset, bank, recwarn):
+    """5 bank pairs for 20 synthetic slots: each would repeat 4 times an epoch; said, not silent (issue 33)."""
+    with pytest.warns(UserWarning, match="the bank holds 5 pairs for 20 synthetic slots: each pair repeats about 4"):
+        SyntheticMix(real_dataset, bank, ratio=2.0)
+    SyntheticMix(real_dataset, bank, ratio=1.0)  # 10 slots, 2 per pair: no warning
+    assert not [w for w in recwarn if "synthetic slots" in str(w.message)]
+
+
+def test_filling_a_generator_cache_shows_progress(real_dataset, tiny_generator, capsys):
+    SyntheticMix(real_dataset, tiny_generator, ratio=0.5, cache_size=3)
+    assert f"sampling {tiny_generator.name}" in capsys.readouterr().err

@@ -32,7 +32,8 @@ from synthaug.errors import SynthaugError
 from synthaug.expand import expand, revert
 from synthaug.io.public_sets import iter_busi, write_raw_dataset
 from synthaug.paths import DEFAULT_GENERATOR
-from synthaug.pipelines.base import PairGenerator, create_generator
+from synthaug.pipelines.base import PairGenerator
+from synthaug.pipelines.registry import create_generator
 from synthaug.sampling import sample_to_folder
 
 N_CASES, SIZE = 20, 64

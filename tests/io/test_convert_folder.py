@@ -66,7 +66,9 @@ def test_two_folders_convert_and_pass_nnunet_check(two_folders, tmp_path):
     res = _run(img, msk, tmp_path / "raw", "--dataset-id", 9, "--name", "Mine", "--labels", csv, "--size", 32)
     assert res.exit_code == 0, res.output
     out = tmp_path / "raw" / "Dataset009_Mine"
-    assert res.output.strip() == str(out)
+    assert res.stdout.strip() == str(out)  # the folder alone on stdout; what was made on stderr
+    assert "synthaug: 4 cases: 1 benign, 1 malignant, 2 without a type; 0 with an empty mask" in res.stderr
+    assert "resized 48x40 (width x height) to 32x32: 4 non-square case(s) stretched (aspect ratio changed, up to 1.20:1)" in res.stderr
     verify_dataset_integrity(str(out), num_processes=1)
     meta = json.loads((out / "case_metadata.json").read_text())["cases"]
     # natural order: "case 1", "case2", "case10", "x"
@@ -112,6 +114,7 @@ def test_one_folder_with_mask_suffix_unites_extra_masks(tmp_path):
     ("csv_type", "unsupported tumour type(s) case 1: 'cancer'; supported: benign, malignant"),
     ("csv_missing", "has no row for 3 case(s)"),
     ("size", "is 20x20 but its image"),
+    ("all_empty", "all 4 masks in"),
 ])
 def test_bad_input_one_line_nothing_written(two_folders, tmp_path, case, expected):
     img, msk = two_folders
@@ -138,6 +141,11 @@ def test_bad_input_one_line_nothing_written(two_folders, tmp_path, case, expecte
         extra = ["--labels", tmp_path / "t.csv"]
     elif case == "size":
         _save(msk / "case10.png", _mask(20, 20))
+    elif case == "all_empty":  # e.g. the image folder passed twice, or masks whose lesion the reader cannot see
+        for p in msk.iterdir():
+            p.unlink()
+        for stem in ("case 1", "case2", "case10", "x"):
+            _save(msk / f"{stem}.png", np.zeros((40, 48), np.uint8))
     res = _run(img, msk, dst, "--dataset-id", 5, *extra)
     assert res.exit_code == 2, res.output
     assert res.output.startswith("Error: ") and res.output.count("\n") == 1, res.output
@@ -164,3 +172,31 @@ def test_existing_destination_is_kept(two_folders, tmp_path):
     res = _run(img, msk, dst, "--dataset-id", 5)
     assert res.exit_code == 2 and "same dataset id" in res.output
     assert [p.name for p in dst.iterdir()] == ["Dataset005_Other"]
+
+
+def test_keep_aspect_pads_and_says_so(two_folders, tmp_path):
+    img, msk = two_folders
+    res = _run(img, msk, tmp_path / "raw", "--dataset-id", 6, "--size", 32, "--keep-aspect")
+    assert res.exit_code == 0, res.output
+    out = Path(res.stdout.strip())
+    assert "longer side scaled to 32, 4 non-square case(s) padded with black (aspect ratio kept)" in res.stderr
+    meta = json.loads((out / "case_metadata.json").read_text())["cases"]
+    assert {tuple(m["pad"]) for m in meta.values()} == {(2, 3, 0, 0)}  # 48x40 -> 32x27, padded 2 above, 3 below
+    lab = np.asarray(Image.open(out / "labelsTr" / "Custom_0000.png"))
+    image = np.asarray(Image.open(out / "imagesTr" / "Custom_0000_0000.png"))
+    assert image.shape == (32, 32) and not image[:2].any() and not image[-3:].any() and image[2:-3].any()
+    assert not lab[:2].any() and lab.any()
+    assert json.loads((out / "dataset.json").read_text())["synthaug_conversion"]["keep_aspect"] is True
+    bad = _run(img, msk, tmp_path / "raw2", "--dataset-id", 7, "--keep-aspect")
+    assert bad.exit_code == 2 and "--keep-aspect needs --size" in bad.output and not (tmp_path / "raw2").exists()
+
+
+def test_mostly_empty_masks_warn(two_folders, tmp_path):
+    img, msk = two_folders
+    for stem in ("case2_mask", "case10", "x"):
+        (msk / f"{stem}.png").unlink()
+        _save(msk / f"{stem}.png", np.zeros((40, 48), np.uint8))
+    res = _run(img, msk, tmp_path / "raw", "--dataset-id", 8)
+    assert res.exit_code == 0, res.output
+    assert "3 with an empty mask" in res.stderr and "warning: 3 of 4 masks are empty" in res.stderr
+    assert "sizes kept (48x40, width x height)" in res.stderr

@@ -1,0 +1,92 @@
+"""``synthaug train``, ``fit`` and ``assemble-bus``: generators trained with the recipes and the one loop."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import _friendly
+
+
+@click.command()
+@click.argument("kind")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="nnU-Net raw folder or the BUSI release folder (default: $SYNTHAUG_DATA/BUSI, train split).")
+@click.option("--profile", default="cpu-128", show_default=True, help="Recipe profile (recipes/KIND-PROFILE.yaml) or a YAML path.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (states, log, final checkpoint).")
+@click.option("--steps", type=int, default=None, help="Override the recipe's step count.")
+@click.option("--batch-size", type=int, default=None, help="Override the recipe's batch size.")
+@click.option("--max-minutes", type=float, default=None, help="Stop and export after this wall time; rerun to resume.")
+@click.option("--resume/--no-resume", default=True, show_default=True)
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Start from the weights of an exported checkpoint folder (ignored when resuming a run).")
+@click.option("--set", "assignments", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override any recipe value, e.g. --set model.curvature_weight=0 (SCMG without L_cur).")
+@_friendly
+def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init_from, assignments):
+    """Train KIND (pig, ddpm-image, scmg, vae, ldm, controlnet) with a recipe; resumable, accelerate-ready."""
+    from ..paths import data_root
+    from ..training.recipes import apply_overrides, load_recipe
+    from ..training.run import run_recipe
+
+    recipe = apply_overrides(load_recipe(kind, profile), list(assignments))
+    data = data or data_root() / "BUSI"
+    final = run_recipe(recipe, data, out, steps=steps, batch_size=batch_size, max_minutes=max_minutes,
+                       resume=resume, init_from=init_from)
+    click.echo(str(final))
+
+
+@click.command()
+@click.argument("raw_dataset", type=click.Path(path_type=Path))
+@click.option("--generator", "generator", type=click.Choice(["bus", "pig"]), default="bus", show_default=True,
+              help="bus: SCMG + VAE + LDM + ControlNet, assembled; pig: PIG's joint diffusion, in pixel space "
+                   "with --profile cpu-128, on the BUSI VAE's latents (as the shipped pig) with latent-cpu-128.")
+@click.option("--profile", default="cpu-128", show_default=True,
+              help="Recipe profile of every part (recipes/PART-PROFILE.yaml): cpu-128, paper (GPUs) or tiny (tests).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Run folder: one subfolder per part, fit_plan.json, and the generator in OUT/checkpoint.")
+@click.option("--minutes", type=float, default=None,
+              help="Time budget for the whole fit; every part's steps are scaled to fit (default: full recipes).")
+@click.option("--set", "assignments", multiple=True, metavar="[PART:]SECTION.KEY=VALUE",
+              help="Override a recipe value of every part, or of one part with PART: (e.g. ldm:train.batch_size=8).")
+@click.option("--check-pairs", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Pairs sampled for the closing quality check and preview (0: no check).")
+@_friendly
+def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs):
+    """Train every part of a generator on RAW_DATASET's training cases within a time budget; rerun to resume.
+
+    Ends with a summary on stderr: steps per part against the recipes, a quick quality check of
+    the generator against the real cases, a preview PNG, and a warning when the budget was too small."""
+    import os
+
+    from ..fit import fit as run
+
+    checkpoint = run(raw_dataset, generator=generator, profile=profile, out=out, minutes=minutes,
+                     assignments=assignments)
+    if os.environ.get("RANK", "0") == "0":  # one process speaks under accelerate launch / torchrun
+        if check_pairs:
+            from ..fit_report import fit_summary
+
+            for line in fit_summary(raw_dataset, out, n=check_pairs)["lines"]:
+                click.echo(f"synthaug: {line}", err=True)
+        click.echo(str(checkpoint))
+
+
+@click.command("assemble-bus")
+@click.option("--vae", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="VAE run output (synthaug train vae ... /final).")
+@click.option("--ldm", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--controlnet", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--scmg", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The bus checkpoint folder to write.")
+@click.option("--steps", type=int, default=20, show_default=True, help="Default sampler steps.")
+@click.option("--guidance-scale", type=float, default=1.0, show_default=True, help="Default text guidance.")
+@click.option("--control-scale", type=float, default=1.0, show_default=True,
+              help="Default ControlNet conditioning scale (how strongly the mask steers the image).")
+@_friendly
+def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale):
+    """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
+    from ..pipelines.bus import assemble_bus
+
+    click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps,
+                                    guidance_scale=guidance_scale, control_scale=control_scale)))
