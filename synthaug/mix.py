@@ -80,7 +80,8 @@ class SyntheticMix(Dataset):
     def __init__(self, real_dataset, source, ratio: float = 0.25, seed: int = 0, refresh_every: int | None = None,
                  cache_size: int | None = None, size=None, batch_size: int = 16, background: str | None = None,
                  gate_dice: float | None = None, judge=None, gate_tries: int = DEFAULT_TRIES,
-                 schedule: str = "constant", epochs: int | None = None, pretrain_fraction: float = 0.5):
+                 schedule: str = "constant", epochs: int | None = None, pretrain_fraction: float = 0.5,
+                 descriptors=None):
         if isinstance(ratio, bool) or not (isinstance(ratio, (int, float, np.number)) and 0 < ratio <= MAX_RATIO):
             raise SynthaugError(f"ratio must be in (0, {MAX_RATIO}], got {ratio}")  # NaN fails every comparison
         if int(seed) < 0:
@@ -109,6 +110,11 @@ class SyntheticMix(Dataset):
         if gate_dice is not None and not self.from_generator:
             raise SynthaugError("gate_dice needs a generator source: gate a bank when making it "
                                 "(`synthaug sample --gate-dice`)")
+        if descriptors is not None:
+            if not hasattr(source, "with_descriptors"):
+                raise SynthaugError("descriptors need a generator trained on descriptor prompts (bus), not "
+                                    f"{type(source).__name__}")
+            source = source.with_descriptors(descriptors)
         if self.from_generator:
             source = with_gate(with_background(source, background, real_dataset), gate_dice, real=real_dataset,
                                judge=judge, tries=gate_tries)

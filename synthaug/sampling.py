@@ -16,7 +16,7 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
                      scheduler=None, batch_size: int = 16, device: str = "cpu", background_from=None,
                   engine: str | None = "auto", threads: int | None = None, gate_dice: float | None = None,
                   gate_data=None, judge=None, gate_tries: int = DEFAULT_TRIES,
-                     mask_guidance: float | None = None) -> Path:
+                     mask_guidance: float | None = None, descriptors=None) -> Path:
     """Write ``images/pair_NNNNN.png``, ``masks/pair_NNNNN.png`` (0/1), ``pairs.json`` and ``preview.png``.
 
     Pair i is case i of ``sample_cases``: its bytes do not depend on ``n`` or ``batch_size`` (kept for
@@ -29,8 +29,8 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
     overrides the checkpoint's guidance of the image toward its mask (``PIGPipeline``)."""
     check_steps(steps)
     check_device(device)
-    kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler, "mask_guidance": mask_guidance}.items()
-              if v is not None}
+    kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler, "mask_guidance": mask_guidance,
+                                "descriptors": descriptors}.items() if v is not None}
     if mask_guidance is not None:
         _check_mask_guidance(generator)
     threads = use_threads(threads)

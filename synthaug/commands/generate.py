@@ -36,9 +36,12 @@ from .common import DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, 
 @click.option("--mask-guidance", type=float, default=None,
               help="PIG only: guidance of the image toward its mask (0 none; checkpoint default if unset). "
                    "Higher makes more coherent pairs at some cost in realism.")
+@click.option("--descriptor", "descriptors", default=None,
+              help="bus checkpoints trained on descriptor prompts: a mix of BI-RADS words, e.g. "
+                   "'echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct' (default: the training shares).")
 @_friendly
 def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device, background_from, engine,
-           threads, gate_dice, gate_tries, judge, gate_data, mask_guidance):
+           threads, gate_dice, gate_tries, judge, gate_data, mask_guidance, descriptors):
     """Write N generated pairs (images/, masks/, pairs.json) and a preview grid PNG."""
     from ..sampling import sample_to_folder
 
@@ -46,7 +49,7 @@ def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_si
                               scheduler=scheduler, batch_size=batch_size, device=device,
                               background_from=background_from, engine=engine, threads=_threads(threads),
                               gate_dice=gate_dice, gate_data=gate_data, judge=judge, gate_tries=gate_tries,
-                              mask_guidance=mask_guidance)
+                              mask_guidance=mask_guidance, descriptors=descriptors)
     click.echo(str(folder))
 
 

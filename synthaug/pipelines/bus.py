@@ -174,6 +174,17 @@ class BusGenerator(PairGenerator):
         gen.engine = engine
         return gen
 
+    def with_descriptors(self, descriptors) -> "BusGenerator":
+        """The same generator (shared networks) asked for another descriptor mix (``parse_mix``)."""
+        import copy
+
+        if self.descriptor_rule is None:
+            raise SynthaugError("this bus checkpoint was trained without descriptor prompts: it cannot be asked for "
+                                "echogenicity or margin words (use the default bus checkpoint)")
+        other = copy.copy(self)
+        other.requested = parse_mix(descriptors)
+        return other
+
     def prompt(self, mask: np.ndarray, label: str, seed: int) -> str:
         """The prompt for this mask: descriptor words (``words``) or the first checkpoints' words."""
         if self.descriptor_rule is not None:
