@@ -11,6 +11,7 @@ pretrained segmenter encoders (``integrations.smp_timm``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections import OrderedDict
 
 import torch

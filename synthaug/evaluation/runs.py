@@ -156,10 +156,9 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
     data = {**data, "train": real_fraction_subset(data["train"], fraction, seed)}  # nested per seed
     torch.manual_seed(seed)  # the model's initialisation
     model = task.build(model_name)
-    train = training_set(cond, data["train"], bank, shares, seed)
-    epochs = epochs_for(s, len(train))
-    if cond.synthetic and cond.schedule != "constant":
-        train = training_set(cond, data["train"], bank, shares, seed, epochs)
+    n_real = len(data["train"])
+    epochs = epochs_for(s, n_real + round(cond.ratio * n_real))  # real items plus the added ones, any schedule
+    train = training_set(cond, data["train"], bank, shares, seed, epochs)
     best, key = progress.best, task.metrics[0]
 
     def validate(epoch: int, loss: float) -> bool:
