@@ -18,8 +18,13 @@ train shares and measured the way real lesions are
 Control (checkpoints trained on descriptor prompts): ``--per-bin`` pairs asked for each
 echogenicity word land in that word's contrast range or not; a preview grid per word.
 
+A generator spec may carry sampling options after a comma (``NAME=CHECKPOINT,guidance_scale=4``), so
+one checkpoint is measured at several text guidances; the default guidance is chosen on these
+generated-pair measurements only, never on a downstream test.
+
     OMP_NUM_THREADS=1 python benchmarks/descriptor_quality.py --generator before=checkpoints/bus-busi-128 \\
-        --generator after=checkpoints/bus-desc-busi-128 --n 448 --per-bin 32 --work /work/runs/bench_work
+        --generator after=checkpoints/bus-desc-busi-128 --generator after-g2=checkpoints/bus-desc-busi-128,guidance_scale=2 \\
+        --generator after-g4=checkpoints/bus-desc-busi-128,guidance_scale=4 --n 448 --per-bin 32 --work /work/runs/bench_work
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, busi_sets, stu_set, write_results  # noqa: E402
+from benchmarks.common import RESULTS, busi_sets, sampler_options, stu_set, write_results  # noqa: E402
 from benchmarks.pig_quality import real_models  # noqa: E402
 from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
 from synthaug import Condition, create_generator  # noqa: E402
@@ -57,6 +62,13 @@ def word_shares(rule: DescriptorRule, images, masks) -> dict:
     words = [rule.describe(i, m) for i, m in zip(images, masks)]
     return {kind: {w: float(np.mean([x[kind] == w for x in words])) for w in vocab}
             for kind, vocab in (("echo", ECHOGENICITY), ("margin", MARGIN))}
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict]:
+    """``NAME=CHECKPOINT[,key=value...]`` -> (name, checkpoint, sampling options)."""
+    name, _, rest = spec.partition("=")
+    path, _, opts = rest.partition(",")
+    return name, path, sampler_options(opts)
 
 
 def sample(gen, n: int, seed: int, labels: list[str]) -> list:
@@ -91,8 +103,8 @@ def main(argv=None):
 
     rows, previews = [], {}
     for spec in args.generator:
-        name, _, path = spec.partition("=")
-        gen = create_generator(path)
+        name, path, options = parse_spec(spec)
+        gen = create_generator(path, **options)
         t1 = time.time()
         pairs = sample(gen, args.n, args.seed, labels)
         secs = time.time() - t1
@@ -100,14 +112,14 @@ def main(argv=None):
         ds = PairDataset([(p.image, p.mask, p.meta.get("label"), f"gen_{i}") for i, p in enumerate(pairs)], size=128)
         rule = getattr(gen, "descriptor_rule", None)
         feats = image_features(images)
-        row = {"generator": name, "checkpoint": path, "descriptor_prompts": rule is not None, "seconds": round(secs, 1),
+        row = {"generator": name, "checkpoint": path, "options": options, "descriptor_prompts": rule is not None, "seconds": round(secs, 1),
                **contrast_row(images, masks), **word_shares(rule or busi_rule, images, masks),
                "judge_dice": float(dice_per_case(seg, ds).mean()),
                "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats)}
         if rule is not None:
             row["control"] = {}
             for word in ECHOGENICITY:
-                asked = create_generator(path, descriptors={"echo": {word: 1.0}})
+                asked = create_generator(path, descriptors={"echo": {word: 1.0}}, **options)
                 got = sample(asked, args.per_bin, args.seed + 1, labels[: args.per_bin])
                 c = np.array([lesion_contrast(p.image, p.mask) for p in got])
                 lo, hi = ECHO_RANGE[word]

@@ -9,11 +9,12 @@ Reads the per-fraction reports ``benchmarks/seg.py --profile scarcity --real-fra
   classical condition with its bootstrap CI and verdict (from the reports: chosen on nothing
   but the runs themselves, never tuned on a test set);
 - the annotation saving: the real fraction at which ``real`` reaches, on each test set, what
-  the best synthetic condition reaches at ``--at`` (interpolated linearly in log fraction
+  the best synthetic condition (best mean validation DSC) reaches at ``--at`` (interpolated linearly in log fraction
   between the measured fractions; "beyond 100%" when ``real`` never does).
 
     python benchmarks/scarcity.py --report 0.1=benchmarks/results/seg_scarcity_f10.json \\
-        --report 0.25=benchmarks/results/seg_scarcity_f25.json --report 1.0=benchmarks/results/seg_scarcity_f100.json
+        --report 0.25=benchmarks/results/seg_scarcity_f25.json --report 1.0=benchmarks/results/seg_scarcity_f100.json \\
+        --report 0.25=benchmarks/results/seg_scarcity_desc_f25.json@bus-desc
 """
 from __future__ import annotations
 
@@ -59,9 +60,31 @@ def crossing(fractions: list[float], values: list[float], target: float) -> floa
     return None
 
 
+CLASSICAL = ("real", "ordinary")
+
+
+def merge(base: dict | None, other: dict, label: str) -> dict:
+    """``base`` plus ``other``'s synthetic conditions as ``"<condition> [label]"`` (another generator's
+    report at the same fraction, e.g. issue 34's descriptor checkpoint); the real and classical runs of
+    ``other`` are the same runs as ``base``'s and are not added twice. Paired comparisons stay the ones
+    ``other`` computed against its own ``real`` (the same runs)."""
+    base = json.loads(json.dumps(base)) if base else {"conditions": [], "runs": [], "summary": {"comparisons": {}}}
+    keep = [c for c in other["conditions"] if c not in CLASSICAL and not c.startswith("copy-paste")]
+    rename = {c: f"{c} [{label}]" for c in keep}
+    base["conditions"] += [rename[c] for c in keep]
+    base["runs"] += [{**r, "condition": rename[r["condition"]]} for r in other["runs"] if r["condition"] in rename]
+    for model, splits in other["summary"]["comparisons"].items():
+        for split, comps in splits.items():
+            into = base["summary"]["comparisons"].setdefault(model, {}).setdefault(split, {})
+            into.update({rename[c]: comp for c, comp in comps.items() if c in rename})
+    return base
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--report", action="append", required=True, help="FRACTION=RESULTS_JSON (repeatable)")
+    ap.add_argument("--report", action="append", required=True,
+                    help="FRACTION=RESULTS_JSON[@LABEL] (repeatable; a LABEL adds another generator's synthetic "
+                         "conditions at that fraction, named '<condition> [LABEL]')")
     ap.add_argument("--model", default="unet-lite0")
     ap.add_argument("--at", type=float, default=0.25, help="the fraction whose best synthetic result is matched")
     ap.add_argument("--name", default="seg_scarcity")
@@ -69,8 +92,10 @@ def main(argv=None):
 
     reports = {}
     for spec in args.report:
-        frac, _, path = spec.partition("=")
-        reports[float(frac)] = json.loads(Path(path).read_text(encoding="utf-8"))
+        frac, _, rest = spec.partition("=")
+        path, _, label = rest.partition("@")
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        reports[float(frac)] = merge(reports.get(float(frac)), report, label) if label else report
     fractions = sorted(reports)
     conditions = list(dict.fromkeys(c for f in fractions for c in reports[f]["conditions"]))
     curves = {s: {c: [] for c in conditions} for s in SPLITS}
@@ -104,10 +129,10 @@ def main(argv=None):
         real = [p["mean"] for p in curves[s]["real"]] if "real" in curves[s] else None
         if real and None not in real and args.at in fractions:
             k = fractions.index(args.at)
-            synthetic = {c: curves[s][c][k]["mean"] for c in conditions if c not in ("real", "ordinary")
+            synthetic = {c: curves[s][c][k]["mean"] for c in conditions if c not in CLASSICAL
                          and not c.startswith("copy-paste") and curves[s][c][k]["mean"] is not None}
-            if synthetic:
-                best = max(synthetic, key=synthetic.get)
+            if synthetic:  # "best" on validation, never on the test it is then read on
+                best = max(synthetic, key=lambda c: np.mean(seed_values(reports[args.at], args.model, c, "val")))
                 at = crossing(fractions, real, synthetic[best])
                 saving[s] = {"best_synthetic": best, "dsc": synthetic[best], "real_reaches_at": at}
                 md += ["", f"Annotation saving ({title}): the best synthetic condition at {args.at:.0%} real, `{best}`, "

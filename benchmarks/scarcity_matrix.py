@@ -8,6 +8,12 @@ the candidate with the best mean *validation* DSC (never a test score), records 
 ``seg_scarcity_schedule_pick.json`` and adds it to every fraction and seed. After each seed it
 writes each fraction's report and the summary (``benchmarks/scarcity.py``).
 
+With ``--descriptor-generator`` (issue 34) it also trains, at 25% and 100% real, that checkpoint's
+``bus 100%`` (descriptors drawn at the training shares; report ``seg_scarcity_desc_f*``) and a hard mix
+(low-contrast, indistinct lesions oversampled): the mixes of ``HARD_MIXES`` run at 25% on the selection
+seeds, the one with the best mean validation DSC is recorded in ``seg_scarcity_hard_pick.json`` and runs
+on every seed (reports ``seg_scarcity_hard_f*``). ``real`` runs are shared with the main reports.
+
 Rerunning the same command skips finished runs and resumes a killed one from its last epoch; a
 second process on the other core takes the runs the first one does not hold (file locks).
 
@@ -30,16 +36,24 @@ FRACTIONS = (0.25, 0.1, 1.0)
 BASE = ["real", "ordinary", "copy-paste 100%", "bus 100%"]
 CANDIDATES = ["bus 100% bank 400%", "bus 100% bank 1000%", "bus 100% bank 1000% pretrain", "bus 100% bank 1000% decay"]
 PICK = RESULTS / "seg_scarcity_schedule_pick.json"
+DESC_FRACTIONS = (0.25, 1.0)
+HARD_MIXES = {"hard-half": "echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct:0.5,circumscribed:0.25,irregular:0.25",
+              "hard-all": "echo=isoechoic:1;margin=indistinct:1"}
+HARD_PICK = RESULTS / "seg_scarcity_hard_pick.json"
 
 
 def report_name(fraction: float) -> str:
     return f"seg_scarcity_f{round(fraction * 100):d}"
 
 
-def seg_args(args, fraction: float, conditions: list[str], seeds: str, report_only: bool = False) -> list[str]:
-    argv = ["--profile", "scarcity", "--generator", args.generator, "--work", str(args.work),
+def seg_args(args, fraction: float, conditions: list[str], seeds: str, report_only: bool = False,
+             generator: str | None = None, arm: str = "", mix: str | None = None) -> list[str]:
+    """``seg.py`` arguments; ``arm`` names another generator's reports (``desc``, a hard mix), ``mix`` its
+    descriptor request (a sampler option, so part of its bank's key)."""
+    argv = ["--profile", "scarcity", "--generator", generator or args.generator, "--work", str(args.work),
             "--conditions", ",".join(conditions), "--seeds", seeds, "--real-fraction", str(fraction),
-            "--name", report_name(fraction)]
+            "--name", report_name(fraction).replace("scarcity_", f"scarcity_{arm}_" if arm else "scarcity_")]
+    argv += ["--sampler-option", f"descriptors={mix}"] if mix else []
     return argv + (["--report-only"] if report_only else [])
 
 
@@ -63,12 +77,58 @@ def pick_schedule(select_seeds: list[int]) -> str | None:
     return pick
 
 
+def pick_hard(select_seeds: list[int]) -> str | None:
+    """The hard mix with the best mean validation DSC at 25% over the selection seeds (None until all ran)."""
+    if HARD_PICK.is_file():
+        return json.loads(HARD_PICK.read_text(encoding="utf-8"))["pick"]
+    val = {}
+    for name in HARD_MIXES:
+        path = RESULTS / f"seg_scarcity_{name}_f25.json"
+        runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
+        val[name] = [r["metrics"]["val"]["dsc"] for r in runs if r["condition"] == "bus 100%" and r["seed"] in select_seeds]
+        if len(val[name]) < len(select_seeds):
+            return None
+    means = {k: sum(v) / len(v) for k, v in val.items()}
+    pick = max(means, key=means.get)
+    HARD_PICK.write_text(json.dumps({"pick": pick, "mix": HARD_MIXES[pick], "on": "mean validation DSC at 25% real",
+                                     "seeds": select_seeds, "validation_means": means}, indent=2) + "\n",
+                         encoding="utf-8")
+    print(f"hard mix picked on validation: {pick} ({means})", flush=True)
+    return pick
+
+
+def descriptor_arms(args, seed: int, select: list[int], done: list[int]) -> None:
+    """Issue 34's conditions for one seed (the descriptor checkpoint's default draws, then its hard mix),
+    then their reports over the seeds ``done``."""
+    gen, conds = args.descriptor_generator, ["real", "bus 100%"]
+
+    def run(fraction: float, arm: str, mix: str | None, seeds: list[int], report_only: bool) -> None:
+        if seeds:
+            seg.main(seg.SEGMENTATION, seg_args(args, fraction, conds, ",".join(map(str, seeds)), report_only,
+                                                generator=gen, arm=arm, mix=mix))
+
+    for fraction in DESC_FRACTIONS:
+        run(fraction, "desc", None, [seed], args.report_only)
+        run(fraction, "desc", None, done, True)
+    if not pick_hard(select):
+        for name, mix in HARD_MIXES.items():
+            if seed in select:
+                run(0.25, name, mix, [seed], args.report_only)
+            run(0.25, name, mix, [s for s in done if s in select], True)
+    hard = pick_hard(select)
+    if hard:
+        for fraction in DESC_FRACTIONS:
+            run(fraction, "hard", HARD_MIXES[hard], [seed], args.report_only)
+            run(fraction, "hard", HARD_MIXES[hard], done, True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generator", default="checkpoints/bus-busi-128")
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"))
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--select-seeds", default="0,1", help="seeds the schedule candidates run at 25% to pick one")
+    ap.add_argument("--descriptor-generator", help="issue 34: a bus checkpoint trained on descriptor prompts")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -82,10 +142,15 @@ def main(argv=None):
                 seg.main(seg.SEGMENTATION, seg_args(args, fraction, CANDIDATES, str(seed)))  # after the base runs
         pick = pick_schedule(select)
         done = ",".join(str(s) for s in seeds if s <= seed)
+        if args.descriptor_generator:
+            descriptor_arms(args, seed, select, [s for s in seeds if s <= seed])
         for fraction in FRACTIONS:
             extra = CANDIDATES if fraction == 0.25 else [pick] if pick else []
             seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + extra, done, report_only=True))
         reports = [f"{f}={RESULTS / (report_name(f) + '.json')}" for f in sorted(FRACTIONS)]
+        for arm, label in (("desc", "bus-desc"), ("hard", "bus-desc hard mix")):  # issue 34's, where they ran
+            reports += [f"{f}={path}@{label}" for f in DESC_FRACTIONS
+                        if (path := RESULTS / (report_name(f).replace("scarcity_", f"scarcity_{arm}_") + ".json")).is_file()]
         scarcity.main(sum((["--report", r] for r in reports), []))
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ def _device(ctx, param, value):
 
 ENGINE_HELP = ("What runs the denoising loop and VAE decode: openvino (CPU, bf16; needs synthaug[openvino]), "
                "torch, or auto (openvino on CPU when installed). Recorded with the pairs.")
+DESCRIPTOR_HELP = ("bus checkpoints trained on descriptor prompts: a mix of BI-RADS words, e.g. "
+                   "'echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct' (default: the training shares).")
 THREADS_HELP = "CPU threads (default: the cores idle at start, at least 1). Printed and recorded."
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..paths import DEFAULT_GENERATOR
-from .common import DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_shard, _threads
+from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_shard, _threads
 
 
 @click.command()
@@ -31,10 +31,11 @@ from .common import DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, 
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--no-preview", is_flag=True,
               help="Write no preview PNG (default: a grid of the first 16 added cases beside RAW_DATASET).")
+@click.option("--descriptor", "descriptors", default=None, help=DESCRIPTOR_HELP)
 @_gate_options
 @_friendly
 def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background, engine,
-           allow_engine_change, threads, no_preview, gate_dice, gate_tries, judge):
+           allow_engine_change, threads, no_preview, descriptors, gate_dice, gate_tries, judge):
     """Add round(RATIO x real cases) synthetic cases to RAW_DATASET's imagesTr/labelsTr."""
     from ..expand import expand as run
 
@@ -42,7 +43,7 @@ def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard
                  device=device, steps=steps, shard=_parse_shard(shard), dry_run=dry_run, background=background,
                  engine=engine, threads=None if dry_run else _threads(threads),
                  allow_engine_change=allow_engine_change, gate_dice=gate_dice, judge=judge, gate_tries=gate_tries,
-                 preview=not no_preview)
+                 preview=not no_preview, descriptors=descriptors)
     click.echo(json.dumps(report, indent=2))
     if report.get("preview"):
         click.echo(f"synthaug: preview of the added cases: {report['preview']}", err=True)

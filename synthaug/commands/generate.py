@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..paths import DEFAULT_GENERATOR
-from .common import DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_box, _threads
+from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_box, _threads
 
 
 @click.command()
@@ -36,9 +36,7 @@ from .common import DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, 
 @click.option("--mask-guidance", type=float, default=None,
               help="PIG only: guidance of the image toward its mask (0 none; checkpoint default if unset). "
                    "Higher makes more coherent pairs at some cost in realism.")
-@click.option("--descriptor", "descriptors", default=None,
-              help="bus checkpoints trained on descriptor prompts: a mix of BI-RADS words, e.g. "
-                   "'echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct' (default: the training shares).")
+@click.option("--descriptor", "descriptors", default=None, help=DESCRIPTOR_HELP)
 @_friendly
 def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_size, device, background_from, engine,
            threads, gate_dice, gate_tries, judge, gate_data, mask_guidance, descriptors):

@@ -1,12 +1,14 @@
 """Which generator, sampler steps, engine and gate make an expansion's pixels: its identity in the manifest."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthaugError
 from ..gate import cached_judge, judge_for
 from ..io.manifest import Folder
+from ..models.descriptors import parse_mix
 from ..pipelines.base import MICRO_BATCH, check_steps, checkpoint_hash
 from ..pipelines.engines import check_engine, resolve_engine
 from ..pipelines.registry import create_generator, resolve_checkpoint
@@ -36,9 +38,26 @@ class GeneratorRef:
         return cls(path, identity, gen_cls.checkpoint_conditions(path), gen_cls.engines)
 
     def load(self, device: str, threads: int | None = None):
-        steps = self.identity["steps"]
+        steps, mix = self.identity["steps"], self.identity.get("descriptors")
         return create_generator(self.path, device=device, engine=self.identity["engine"].split("-")[0],
-                                threads=threads, **({"steps": steps} if steps is not None else {}))
+                                threads=threads, **({"steps": steps} if steps is not None else {}),
+                                **({"descriptors": mix} if mix else {}))
+
+    def ask_descriptors(self, descriptors) -> None:
+        """A requested BI-RADS word mix (``parse_mix``) is part of the identity: other words, other pixels.
+        Only bus checkpoints trained on descriptor prompts take one; the check reads their config."""
+        mix = parse_mix(descriptors)
+        if not mix:
+            return
+        if self.identity["name"] != "bus" or not _has_descriptor_rule(self.path):
+            raise SynthaugError(f"--descriptor needs a bus checkpoint trained on descriptor prompts; {self.path} "
+                                "was trained without them")
+        self.identity["descriptors"] = mix
+
+
+def _has_descriptor_rule(path: Path) -> bool:
+    info = json.loads((Path(path) / "synthaug.json").read_text(encoding="utf-8"))
+    return bool(info.get("descriptor_rule"))
 
 
 def _check_engine(folder: Folder, ref: GeneratorRef, asked: str | None, allow_change: bool) -> str | None:

@@ -83,7 +83,7 @@ def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0
            steps: int | None = None, shard: tuple[int, int] | None = None, dry_run: bool = False,
            background: str = "synthetic", engine: str | None = None, threads: int | None = None,
            allow_engine_change: bool = False, gate_dice: float | None = None, judge=None,
-           gate_tries: int = DEFAULT_TRIES, preview: bool = False) -> dict:
+           gate_tries: int = DEFAULT_TRIES, preview: bool = False, descriptors=None) -> dict:
     """Bring ``raw_dataset`` to ``round(ratio x real)`` synthetic cases; returns a report dict.
 
     With ``shard=(i, n)`` only the cases of blocks g (MICRO_BATCH consecutive
@@ -101,6 +101,9 @@ def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0
     first step can pass within ``gate_tries`` draws fails before anything is written.
     ``preview`` writes a grid of the first cases this call added beside the folder (``files.preview_path``;
     the report's ``preview``), never inside it.
+    ``descriptors``: a BI-RADS word mix for a bus checkpoint trained on descriptor prompts (e.g.
+    ``"echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct"``, ``models.descriptors.parse_mix``); part of the
+    generator identity, and every case records the words it was asked for.
     """
     _check_args(ratio, seed, batch_size, shard, device=device, steps=steps)
     check_engine(engine)
@@ -111,13 +114,15 @@ def expand(raw_dataset, ratio: float, generator=DEFAULT_GENERATOR, seed: int = 0
     with mf.folder_lock(raw_dataset, "expand", shard, read_only=dry_run), _write_errors(raw_dataset, "expand"):
         return _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background,
                        engine=engine, threads=threads, allow_engine_change=allow_engine_change,
-                       gate=(gate_dice, judge, gate_tries) if gate_dice is not None else None, preview=preview)
+                       gate=(gate_dice, judge, gate_tries) if gate_dice is not None else None, preview=preview,
+                       descriptors=descriptors)
 
 
 def _expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background,
-            engine=None, threads=None, allow_engine_change=False, gate=None, preview=False) -> dict:
+            engine=None, threads=None, allow_engine_change=False, gate=None, preview=False, descriptors=None) -> dict:
     folder = Folder.load(raw_dataset)
     ref = GeneratorRef.resolve(generator, steps, engine, device)
+    ref.ask_descriptors(descriptors)
     replaced = _check_engine(folder, ref, engine, allow_engine_change)
     if background == "real":  # other pixels: another expansion (synthetic-background manifests keep their identity)
         ref.identity["background"] = "real"
@@ -257,7 +262,7 @@ def _generate(folder: Folder, gen, sampler: ConditionSampler, fields, m: dict, p
                 write_png(image_path, resize_image(pair.image, tuple(entry["size"])))
                 write_png(label_path, resize_mask(pair.mask, tuple(entry["size"])))
                 entry.update(image_sha256=sha256_file(image_path), label_sha256=sha256_file(label_path))
-                for key in ("resampled", "gate"):  # which derived seed made these pixels, and the gate's score
+                for key in ("resampled", "gate", "descriptors"):  # the derived seed, the gate's score, the words
                     if key in pair.meta:
                         entry[key] = pair.meta[key]
                 m["cases"][name] = m["pending"].pop(name)

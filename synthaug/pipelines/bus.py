@@ -222,6 +222,8 @@ class BusGenerator(PairGenerator):
                                output_size=self.resolution)
         masks = (soft > 0.5).float()
         prompts = [self.prompt(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
+        words = ([self.words(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
+                 if self.descriptor_rule is not None else [None] * len(prompts))  # each pair's requested words
         if self.ablation == "mask-only":
             prompts = [""] * len(prompts)
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
@@ -232,8 +234,9 @@ class BusGenerator(PairGenerator):
         extra = {"descriptors_requested": self.requested} if self.requested else {}
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
                                                       "steps": self.steps, "scheduler": self.scheduler,
-                                                      "ablation": self.ablation, **extra})
-                for i, m, c, p in zip(imgs, masks, conds, prompts)]
+                                                      "ablation": self.ablation, **extra,
+                                                      **({"descriptors": w} if w else {})})
+                for i, m, c, p, w in zip(imgs, masks, conds, prompts, words)]
 
 
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,

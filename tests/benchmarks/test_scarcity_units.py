@@ -102,3 +102,39 @@ def test_the_schedule_is_picked_on_validation_only(tmp_path, monkeypatch):
     (tmp_path / "seg_scarcity_f25.json").write_text(json.dumps({"runs": runs}))
     assert sm.pick_schedule([0, 1]) == sm.CANDIDATES[1]
     assert json.loads((tmp_path / "pick.json").read_text())["on"].startswith("mean validation")
+
+
+def test_the_hard_mix_is_picked_on_validation_only(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.scarcity_matrix as sm
+
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm, "HARD_PICK", tmp_path / "hard.json")
+    names = list(sm.HARD_MIXES)
+    for i, name in enumerate(names):  # the second mix wins on validation, the first on the tests
+        runs = [{"condition": "bus 100%", "seed": s, "metrics": {"val": {"dsc": 0.8 if i == 1 else 0.7},
+                                                               "external": {"dsc": 0.9 if i == 0 else 0.6}}}
+                for s in ((0,) if i == 1 else (0, 1))]
+        (tmp_path / f"seg_scarcity_{name}_f25.json").write_text(json.dumps({"runs": runs}))
+    assert sm.pick_hard([0, 1]) is None  # the second mix lacks seed 1
+    runs[0]["seed"] = 1
+    (tmp_path / f"seg_scarcity_{names[1]}_f25.json").write_text(json.dumps({"runs": runs + [{**runs[0], "seed": 0}]}))
+    assert sm.pick_hard([0, 1]) == names[1]
+    assert json.loads((tmp_path / "hard.json").read_text())["mix"] == sm.HARD_MIXES[names[1]]
+
+
+def test_another_generators_report_adds_only_its_synthetic_conditions():
+    from benchmarks.scarcity import merge
+
+    run = lambda c: {"condition": c, "model": "m", "seed": 0, "metrics": {}}  # noqa: E731
+    comp = {"vs_real": {"diff": 0.01}}
+    main = {"conditions": ["real", "bus 100%"], "runs": [run("real"), run("bus 100%")],
+            "summary": {"comparisons": {"m": {"external": {"bus 100%": comp}}}}}
+    other = {"conditions": ["real", "bus 100%"], "runs": [run("real"), run("bus 100%")],
+             "summary": {"comparisons": {"m": {"external": {"bus 100%": {"vs_real": {"diff": 0.02}}}}}}}
+    merged = merge(main, other, "desc")
+    assert merged["conditions"] == ["real", "bus 100%", "bus 100% [desc]"]
+    assert [r["condition"] for r in merged["runs"]] == ["real", "bus 100%", "bus 100% [desc]"]
+    assert merged["summary"]["comparisons"]["m"]["external"]["bus 100% [desc]"]["vs_real"]["diff"] == 0.02
+    assert main["conditions"] == ["real", "bus 100%"]  # the first report is left as it was

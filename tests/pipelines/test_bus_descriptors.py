@@ -40,3 +40,44 @@ def test_words_follow_the_training_shares_or_the_requested_mix(bus):
     assert {tuple(asked.words(round_mask(), "benign", s).values()) for s in range(20)} == {("isoechoic", "indistinct")}
     assert asked.prompt(round_mask(), "benign", 0) == "benign tumor, isoechoic, with indistinct margin"
     assert gen.requested is None  # asking a copy leaves the original's default draws alone
+
+
+CHECKPOINT_DESC = "checkpoints/bus-desc-busi-128"
+
+
+def _manifest(raw):
+    import json
+
+    from synthaug.io.manifest import MANIFEST_NAME
+
+    return json.loads((raw / MANIFEST_NAME).read_text())
+
+
+def test_expand_refuses_a_descriptor_mix_for_the_first_checkpoint_and_writes_nothing(tmp_path):
+    from tests.test_expand import make_raw
+
+    raw = make_raw(tmp_path)
+    before = sorted(p.name for p in raw.rglob("*"))
+    res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--steps", "2", "--descriptor",
+                                    "echo=isoechoic"])
+    assert res.exit_code != 0 and "descriptor prompts" in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in raw.rglob("*")) == before
+
+
+def test_expand_records_the_requested_mix_and_each_cases_words(tmp_path):
+    from pathlib import Path
+
+    from tests.test_expand import make_raw
+
+    ckpt = str(Path(__file__).resolve().parents[2] / CHECKPOINT_DESC)
+    raw = make_raw(tmp_path, n=4)
+    args = ["expand", str(raw), "--ratio", "0.5", "--steps", "2", "--generator", ckpt, "--no-preview"]
+    res = CliRunner().invoke(main, args + ["--descriptor", "echo=isoechoic;margin=indistinct"])
+    assert res.exit_code == 0, res.output
+    m = _manifest(raw)
+    assert m["generator"]["descriptors"] == {"echo": {"isoechoic": 1.0}, "margin": {"indistinct": 1.0}}
+    assert [c["descriptors"] for c in m["cases"].values()] == [{"echo": "isoechoic", "margin": "indistinct"}] * 2
+    # another mix is other pixels: continuing the folder with it is refused in one line, the cases kept
+    res = CliRunner().invoke(main, args[:3] + ["1.0"] + args[4:] + ["--descriptor", "echo=hypoechoic"])
+    assert res.exit_code != 0 and "synthaug revert" in res.output and "Traceback" not in res.output
+    assert len(_manifest(raw)["cases"]) == 2
