@@ -39,6 +39,8 @@ def parse_args(task: Task, argv=None) -> argparse.Namespace:
     ap.add_argument("--real-fraction", type=float, help="train on this stratified fraction of the real train part "
                                                         "(nested across fractions, fixed per seed); validation and "
                                                         "tests unchanged")
+    ap.add_argument("--subset-seed", type=int, help="draw the real fraction with this seed for every training seed "
+                                                    "(a generator fit on that one subset: the own-data control)")
     ap.add_argument("--min-batches", type=int, help="stretch short epochs to this many batches (a floor of "
                                                     "optimiser steps for small real fractions)")
     ap.add_argument("--size", type=int, help="image side in pixels")
@@ -80,7 +82,7 @@ def make_plan(task: Task, args) -> dict:
     if args.epochs is not None:
         p["train_steps"] = None
     for key in ("epochs", "train_steps", "patience", "size", "cases", "batch_size", "lr", "steps", "scheduler",
-                "real_fraction", "min_batches"):
+                "real_fraction", "min_batches", "subset_seed"):
         if getattr(args, key, None) is not None:
             p[key] = getattr(args, key)
     settings = {k: p[k] for k in ("epochs", "size", "cases", "batch_size", "lr")}
@@ -93,6 +95,8 @@ def make_plan(task: Task, args) -> dict:
     for key in ("real_fraction", "min_batches"):  # only when set, so the earlier runs' settings keep their hash
         if p.get(key) not in (None, 1.0):
             settings[key] = p[key]
+    if p.get("subset_seed") is not None:
+        settings["subset_seed"] = p["subset_seed"]
     return {"models": p["models"], "conditions": parse_conditions(p["conditions"]), "seeds": p["seeds"],
             "settings": settings, "steps": p["steps"], "scheduler": p["scheduler"], "chunk": p["chunk"]}
 

@@ -153,7 +153,8 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
     log = log or say
     progress = RunProgress()
     fraction = s.get("real_fraction", 1.0)
-    data = {**data, "train": real_fraction_subset(data["train"], fraction, seed)}  # nested per seed
+    subset_seed = s.get("subset_seed", seed)  # fixed across seeds when a generator was fit on one subset
+    data = {**data, "train": real_fraction_subset(data["train"], fraction, subset_seed)}  # nested per seed
     torch.manual_seed(seed)  # the model's initialisation
     model = task.build(model_name)
     n_real = len(data["train"])

@@ -138,3 +138,25 @@ def test_another_generators_report_adds_only_its_synthetic_conditions():
     assert [r["condition"] for r in merged["runs"]] == ["real", "bus 100%", "bus 100% [desc]"]
     assert merged["summary"]["comparisons"]["m"]["external"]["bus 100% [desc]"]["vs_real"]["diff"] == 0.02
     assert main["conditions"] == ["real", "bus 100%"]  # the first report is left as it was
+
+
+@pytest.mark.parametrize("given, expected", [([], None), (["--subset-seed", "1"], 1), (["--subset-seed", "0"], 0)])
+def test_a_fixed_subset_seed_is_part_of_the_run_settings_only_when_given(given, expected):
+    from benchmarks import seg
+    from benchmarks.bench.driver import make_plan, parse_args
+
+    args = parse_args(seg.SEGMENTATION, ["--profile", "scarcity", "--real-fraction", "0.25"] + given)
+    settings = make_plan(seg.SEGMENTATION, args)["settings"]
+    assert settings.get("subset_seed") == expected and settings["real_fraction"] == 0.25
+
+
+def test_the_own_data_subset_is_the_benchmarks_25_percent_draw(tmp_path, busi_root):
+    import json
+
+    from benchmarks.scarcity_own_data import export, subset_ids
+
+    raw = export(tmp_path, subset_seed=0)
+    meta = json.loads((raw / "case_metadata.json").read_text())["cases"]
+    assert set(meta) == subset_ids(0) and len(meta) == 83
+    assert subset_ids(1) != subset_ids(0)
+    assert export(tmp_path, subset_seed=0) == raw  # written once, then reused
