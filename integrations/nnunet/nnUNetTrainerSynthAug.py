@@ -19,6 +19,9 @@ Settings (environment variables, read when training starts):
   falls linearly to none by the last epoch, in ``DECAY_PHASES`` steps) or ``pretrain`` (only
   synthetic cases for the first half of the epochs, then only real ones): the same rule as
   ``SyntheticMix(schedule=...)``, applied through the loader's sampling probabilities.
+* ``SYNTHAUG_DESCRIPTOR`` -- a BI-RADS word mix for a bus checkpoint trained on descriptor
+  prompts, e.g. ``echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct`` (default: the
+  training shares); the same as ``synthaug expand --descriptor``.
 
 nnU-Net names the results folder after the trainer class only, so runs with
 different settings need different ``nnUNet_results`` folders (or a subclass
@@ -47,7 +50,9 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from integrations.nnunet.synthetic_cases import refuse_expanded_raw, write_synthetic_cases
 from synthaug.expand import MAX_RATIO  # the bound synthaug expand accepts
+from synthaug.errors import SynthaugError
 from synthaug.mix import SCHEDULES, scheduled_share
+from synthaug.models.descriptors import parse_mix
 from synthaug.paths import DEFAULT_GENERATOR
 
 KEYS_FILE = "loader_keys.json"
@@ -69,6 +74,15 @@ def schedule_probabilities(n_real: int, n_synthetic: int, share: float) -> np.nd
     if share >= 1:
         return np.concatenate([np.zeros(n_real), np.full(n_synthetic, 1 / n_synthetic)])
     return np.concatenate([np.full(n_real, (1 - share) / n_real), np.full(n_synthetic, share / n_synthetic)])
+
+
+def synthaug_descriptors() -> dict | None:
+    """SYNTHAUG_DESCRIPTOR as a parsed word mix (``synthaug.models.descriptors.parse_mix``), or None."""
+    raw = os.environ.get("SYNTHAUG_DESCRIPTOR", "").strip()
+    try:
+        return parse_mix(raw)
+    except SynthaugError as e:
+        raise ValueError(f"SYNTHAUG_DESCRIPTOR={raw!r}: {e}") from None
 
 
 def synthaug_settings() -> tuple[float, str, int]:
@@ -124,7 +138,7 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
         synthetic = write_synthetic_cases(
             out, Path(nnUNet_raw) / self.plans_manager.dataset_name, real_keys, source, ratio, seed,
             self.plans_manager, self.configuration_manager, self.dataset_json, device=self.device.type,
-            log=self.print_to_log_file)
+            log=self.print_to_log_file, descriptors=synthaug_descriptors())
         if self.is_ddp and self.local_rank == 0:
             dist.barrier()
         written_as = infer_dataset_class(str(out / "preprocessed"))

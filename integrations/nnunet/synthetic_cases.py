@@ -71,7 +71,8 @@ def _median_size(real: PairDataset) -> tuple[int, int]:
 
 
 def write_synthetic_cases(out_dir, raw_dataset, real_keys, source, ratio: float, seed: int, plans_manager,
-                          configuration_manager, dataset_json: dict, device: str = "cpu", log=print) -> list[str]:
+                          configuration_manager, dataset_json: dict, device: str = "cpu", log=print,
+                          descriptors: dict | None = None) -> list[str]:
     """Preprocess ``round(ratio x len(real_keys))`` synthetic cases into ``out_dir``; return their identifiers.
 
     ``real_keys`` are the real training cases of the fold (the raw folder
@@ -91,11 +92,13 @@ def write_synthetic_cases(out_dir, raw_dataset, real_keys, source, ratio: float,
     labelsTr/) and ``synthaug_train.json``; a rerun with the same settings
     (e.g. ``nnUNetv2_train --c``) reuses the folder instead of generating
     again. Delete the folder to force a rebuild after changing a source in place.
+    ``descriptors``: a BI-RADS word mix for a descriptor checkpoint (``SyntheticMix(descriptors=)``).
     """
     out_dir = Path(out_dir).resolve()
     pre = out_dir / "preprocessed"
     identity = {"source": str(source), "ratio": float(ratio), "seed": int(seed), "real_keys": sorted(real_keys),
-                "plans": plans_manager.plans_name, "data_identifier": configuration_manager.data_identifier}
+                "plans": plans_manager.plans_name, "data_identifier": configuration_manager.data_identifier,
+                **({"descriptors": descriptors} if descriptors else {})}
     record_path = out_dir / RECORD
     if record_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))
@@ -108,7 +111,7 @@ def write_synthetic_cases(out_dir, raw_dataset, real_keys, source, ratio: float,
     real = PairDataset.from_raw(raw_dataset, cases=list(real_keys))
     log(f"synthaug: making {round(ratio * len(real))} synthetic cases from {source} (ratio {ratio}, seed {seed})")
     mix = SyntheticMix(real, open_source(source, device), ratio=ratio, seed=seed,
-                       size=real.size or _median_size(real))
+                       size=real.size or _median_size(real), descriptors=descriptors)
     preprocessor = configuration_manager.preprocessor_class(verbose=False)
     cases = {}
     for j in range(mix.n_synthetic):

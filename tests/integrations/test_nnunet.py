@@ -61,6 +61,18 @@ def test_settings_defaults_and_bad_values(monkeypatch):
             synthaug_settings()
 
 
+def test_descriptor_setting_is_parsed_or_refused_in_one_line(monkeypatch):
+    from integrations.nnunet.nnUNetTrainerSynthAug import synthaug_descriptors
+
+    monkeypatch.delenv("SYNTHAUG_DESCRIPTOR", raising=False)
+    assert synthaug_descriptors() is None
+    monkeypatch.setenv("SYNTHAUG_DESCRIPTOR", "echo=isoechoic:1,hypoechoic:3")
+    assert synthaug_descriptors() == {"echo": {"isoechoic": 0.25, "hypoechoic": 0.75}}
+    monkeypatch.setenv("SYNTHAUG_DESCRIPTOR", "echo=bright")
+    with pytest.raises(ValueError, match="SYNTHAUG_DESCRIPTOR=.*unknown echo word"):
+        synthaug_descriptors()
+
+
 def test_source_is_a_bank_folder_or_a_generator(tiny_generator_dir, tmp_path):
     assert open_source(tmp_path) == tmp_path  # any other folder: SyntheticMix opens it as a PairBank
     assert isinstance(open_source(tiny_generator_dir), PairGenerator)
