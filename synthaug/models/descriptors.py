@@ -55,6 +55,41 @@ def lesion_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     return float(image[ring].mean() - image[core].mean())
 
 
+CONTRAST_SCALE = 100.0  # grey levels per unit of the contrast hint channel
+
+
+def control_hint(masks, contrasts=None):
+    """The ControlNet's hint (B, C, H, W) for masks (B, 1, H, W) in {0, 1}: the mask in [-1, 1], and with
+    ``contrasts`` (B,) a second channel holding each lesion's lesion-to-surround contrast inside its mask
+    (``contrast / CONTRAST_SCALE``, 0 outside). The mask says where the lesion is; the second channel says
+    how visible it is, per case, which a prompt word alone did not make the network follow."""
+    import torch
+
+    masks = masks.float()
+    hint = masks * 2 - 1
+    if contrasts is None:
+        return hint
+    c = torch.as_tensor(contrasts, dtype=torch.float32, device=masks.device).view(-1, 1, 1, 1)
+    return torch.cat([hint, masks * c / CONTRAST_SCALE], 1)
+
+
+def contrast_table(contrasts, words: list[dict], labels: list) -> dict:
+    """The training contrasts by type and echogenicity word (rounded to 0.1), which sampling draws from."""
+    table: dict = {}
+    for c, w, lab in zip(contrasts, words, labels):
+        if np.isfinite(c):
+            table.setdefault(str(lab), {}).setdefault(w["echo"], []).append(round(float(c), 1))
+    return table
+
+
+def draw_contrast(table: dict, label: str, echo: str, seed: int) -> float:
+    """A training contrast of this type and echogenicity word (any type's when this one has none)."""
+    pool = table.get(str(label), {}).get(echo) or [c for t in table.values() for c in t.get(echo, [])]
+    if not pool:
+        raise SynthaugError(f"no training lesion was {echo}: this checkpoint cannot draw its contrast")
+    return float(pool[int(np.random.default_rng([int(seed), 35]).integers(len(pool)))])
+
+
 def boundary_sharpness(image: np.ndarray, mask: np.ndarray) -> float:
     """Grey-level step across the boundary (1-3 px outside minus 1-3 px inside) over the lesion contrast.
 

@@ -2,6 +2,7 @@
 VAE latents and the ControlNet that adds the lesion mask (Pan et al., MedIA 2025, section 3.1)."""
 from __future__ import annotations
 
+import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 
 
@@ -24,11 +25,25 @@ def latent_unet(cross_attention_dim: int, sample_size: int = 32, in_channels: in
 
 
 def mask_controlnet(unet: UNet2DConditionModel, latent_factor: int,
-                    conditioning_channels: tuple = (16, 32, 64)) -> ControlNetModel:
+                    conditioning_channels: tuple = (16, 32, 64), hint_channels: int = 1) -> ControlNetModel:
     """A ControlNet copied from ``unet`` (diffusers' recipe) whose hint encoder takes a 1-channel mask at
-    image resolution and downsamples it ``latent_factor`` times to the latent grid."""
+    image resolution (2 channels with the lesion-contrast hint) and downsamples it ``latent_factor`` times
+    to the latent grid."""
     levels = latent_factor.bit_length() - 1  # stride-2 convs in the hint encoder
     chans = tuple(conditioning_channels[: levels + 1])
     if 2 ** levels != latent_factor or len(chans) != levels + 1:
         raise ValueError(f"latent factor {latent_factor} needs {levels + 1} conditioning channel widths")
-    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=chans, conditioning_channels=1)
+    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=chans, conditioning_channels=hint_channels)
+
+
+def load_grown(model: torch.nn.Module, state: dict) -> None:
+    """Load ``state`` into ``model`` whose convolutions may take more input channels (a hint encoder grown
+    by the contrast channel): the extra input channels get zero weights, so the grown model computes
+    exactly what the loaded one did until training teaches it to use them."""
+    own, state = model.state_dict(), dict(state)
+    for key, value in state.items():
+        if key in own and value.ndim == 4 and own[key].shape[1] > value.shape[1]:
+            grown = torch.zeros_like(own[key])
+            grown[:, : value.shape[1]] = value
+            state[key] = grown
+    model.load_state_dict(state)

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
-from ..models.descriptors import DescriptorRule, curvatures, descriptor_prompt, parse_mix
+from ..models.descriptors import (DescriptorRule, control_hint, curvatures, descriptor_prompt, draw_contrast,
+                                  parse_mix)
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
 from ..precision import use_bf16
 from .base import (CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, check_steps, load_pipeline,
@@ -47,19 +48,20 @@ class BusPipeline(DiffusionPipeline):
                  guidance_scale: float = 1.0, num_inference_steps: int = 20, scheduler: str = "dpm++",
                  generator=None, control_scale: float = 1.0, bf16: bool = True, progress: bool = False,
                  keep_latents: torch.Tensor | None = None, keep_mask: torch.Tensor | None = None,
-                 engine=None) -> torch.Tensor:
+                 engine=None, contrast: Sequence[float] | None = None) -> torch.Tensor:
         """Images (B, 1, H, W) in [-1, 1] for masks (B, 1, H, W) in {0, 1} and prompt embeddings (B, L, D).
 
         With ``keep_latents`` (scaled VAE latents of real images) and ``keep_mask`` (B, 1, h, w), 1 where
         the real latent is kept, each step holds the kept part on the real latent noised to the next
         timestep (blended latent diffusion), so only the rest is generated. ``engine`` (an
-        ``engines.OpenVinoEngine``) runs the step and the decode instead of torch eager."""
+        ``engines.OpenVinoEngine``) runs the step and the decode instead of torch eager. ``contrast`` (B,):
+        each lesion's lesion-to-surround contrast for a ControlNet trained with the contrast hint."""
         device = self.unet.device
         b, size = masks.shape[0], masks.shape[-1]
         latent = self.unet.config.sample_size
         x = randn_tensor((b, self.unet.config.in_channels, latent, latent), generator=generator, device=device,
                          dtype=torch.float32)
-        cond = masks.to(device, torch.float32) * 2 - 1
+        cond = control_hint(masks.to(device, torch.float32), contrast)
         cfg = guidance_scale != 1.0 and null_text is not None
         text = text.to(device)
         if cfg:
@@ -138,6 +140,7 @@ class BusGenerator(PairGenerator):
         self.guidance_scale = float(guidance_scale if guidance_scale is not None else info.get("guidance_scale", 1.0))
         self.control_scale = float(control_scale if control_scale is not None else info.get("control_scale", 1.0))
         self.descriptor_rule = DescriptorRule(**info["descriptor_rule"]) if info.get("descriptor_rule") else None
+        self.contrast_table = (info.get("contrast_control") or {}).get("table")  # training contrasts per word
         self.requested = parse_mix(descriptors)
         if self.requested and self.descriptor_rule is None:
             raise SynthaugError("this bus checkpoint was trained without descriptor prompts: it cannot be asked for "
@@ -224,19 +227,28 @@ class BusGenerator(PairGenerator):
         prompts = [self.prompt(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
         words = ([self.words(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
                  if self.descriptor_rule is not None else [None] * len(prompts))  # each pair's requested words
+        contrast = self.contrasts(words, [c.label for c in conds], seeds)
         if self.ablation == "mask-only":
             prompts = [""] * len(prompts)
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
                            control_scale=0.0 if self.ablation == "text-only" else self.control_scale,
-                           engine=self.runner)
+                           engine=self.runner, contrast=contrast)
         imgs = to_uint8(images)
         extra = {"descriptors_requested": self.requested} if self.requested else {}
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
                                                       "steps": self.steps, "scheduler": self.scheduler,
                                                       "ablation": self.ablation, **extra,
-                                                      **({"descriptors": w} if w else {})})
-                for i, m, c, p, w in zip(imgs, masks, conds, prompts, words)]
+                                                      **({"descriptors": w} if w else {}),
+                                                      **({"contrast_requested": k} if k is not None else {})})
+                for i, m, c, p, w, k in zip(imgs, masks, conds, prompts, words, contrast or [None] * len(imgs))]
+
+    def contrasts(self, words: list, labels: list, seeds) -> list[float] | None:
+        """Each lesion's contrast for a checkpoint trained with the contrast hint: a training lesion's
+        contrast of the pair's type and echogenicity word (``draw_contrast``); None for other checkpoints."""
+        if not self.contrast_table:
+            return None
+        return [draw_contrast(self.contrast_table, lab, w["echo"], int(s)) for w, lab, s in zip(words, labels, seeds)]
 
 
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
@@ -262,6 +274,9 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
                                                                   dtype=torch.float32),
                        scheduler=DDPMScheduler.from_pretrained(str(ldm), subfolder="scheduler"),
                        mask_generator=SCMGGenerator.from_pretrained(str(scmg), subfolder="mask_generator"))
+    control_info = _part_info(controlnet)
+    if control_info.get("contrast_control"):  # the ControlNet's hint has the contrast channel
+        words["contrast_control"] = control_info["contrast_control"]
     info = {"generator": "bus", "output_size": ldm_info["resolution"], "default_steps": default_steps,
             "default_scheduler": default_scheduler, "guidance_scale": guidance_scale, "control_scale": control_scale,
             "text_encoder": ldm_info["text_encoder"], "max_length": ldm_info["max_length"],

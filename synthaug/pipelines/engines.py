@@ -123,12 +123,13 @@ class OpenVinoEngine:
         unet, text_dim = pipe.unet, pipe.unet.config.cross_attention_dim
         lat, ch = unet.config.sample_size, unet.config.in_channels
         size = lat * vae_factor(pipe.vae)
+        hint = pipe.controlnet.config.conditioning_channels  # 2 with the lesion-contrast hint
         step_inputs = (torch.zeros(2, ch, lat, lat), torch.tensor([10]), torch.zeros(2, 8, text_dim),
-                       torch.zeros(2, 1, size, size), torch.tensor(1.0))
+                       torch.zeros(2, hint, size, size), torch.tensor(1.0))
         self._core, self._config, self._compiled = core, config, {}
         self._models = {
             "step": self._model(ov, "step", _Step(unet, pipe.controlnet), step_inputs,
-                                [[-1, ch, lat, lat], [1], [-1, -1, text_dim], [-1, 1, size, size], []]),
+                                [[-1, ch, lat, lat], [1], [-1, -1, text_dim], [-1, hint, size, size], []]),
             "decode": self._model(ov, "decode", _Decode(pipe.vae),
                                   (torch.zeros(2, pipe.vae.config.latent_channels, lat, lat),),
                                   [[-1, pipe.vae.config.latent_channels, lat, lat]])}

@@ -58,3 +58,60 @@ def test_busi_train_contrast_matches_the_issue_measurement(busi_root):
     ds = PairDataset.from_busi(busi_root, split="train", size=128)
     c = np.array([lesion_contrast(r.image, r.mask) for r in ds.records])
     assert np.percentile(c, 50) == pytest.approx(57, abs=2) and np.mean(c < 30) == pytest.approx(0.15, abs=0.02)
+
+
+def test_the_contrast_hint_holds_each_lesions_contrast_inside_its_mask():
+    import torch
+
+    from synthaug.models.descriptors import CONTRAST_SCALE, control_hint
+
+    masks = torch.zeros(2, 1, 8, 8)
+    masks[:, :, 2:5, 2:5] = 1
+    assert torch.equal(control_hint(masks), masks * 2 - 1)  # no contrast: the first checkpoints' hint
+    hint = control_hint(masks, [25.0, 110.0])
+    assert hint.shape == (2, 2, 8, 8) and torch.equal(hint[:, :1], masks * 2 - 1)
+    assert hint[0, 1, 3, 3] == pytest.approx(25 / CONTRAST_SCALE) and hint[1, 1, 3, 3] == pytest.approx(1.1)
+    assert hint[:, 1, 0, 0].abs().sum() == 0
+
+
+def test_contrasts_are_drawn_from_the_training_lesions_of_that_type_and_word():
+    from synthaug.models.descriptors import contrast_table, draw_contrast
+
+    words = [{"echo": e} for e in ("isoechoic", "isoechoic", "hypoechoic", "markedly hypoechoic")]
+    table = contrast_table([12.0, 25.04, float("nan"), 95.0], words, ["benign", "benign", "malignant", "benign"])
+    assert table == {"benign": {"isoechoic": [12.0, 25.0], "markedly hypoechoic": [95.0]}}  # NaN left out
+    drawn = {draw_contrast(table, "benign", "isoechoic", s) for s in range(40)}
+    assert drawn == {12.0, 25.0} and draw_contrast(table, "benign", "isoechoic", 3) == draw_contrast(
+        table, "benign", "isoechoic", 3)
+    assert draw_contrast(table, "malignant", "markedly hypoechoic", 0) == 95.0  # another type's when none
+    with pytest.raises(SynthaugError, match="hypoechoic"):
+        draw_contrast(table, "malignant", "hypoechoic", 0)
+
+
+def test_a_grown_hint_encoder_computes_what_the_loaded_one_did():
+    import torch
+
+    from synthaug.models.ldm import latent_unet, load_grown, mask_controlnet
+
+    torch.manual_seed(0)
+    unet = latent_unet(16, sample_size=8, in_channels=4, block_out_channels=(16, 16), cross_attention_levels=(1,),
+                       norm_num_groups=8)
+    old = mask_controlnet(unet, 2, conditioning_channels=(8, 8))
+    torch.nn.init.normal_(old.controlnet_down_blocks[0].weight)  # diffusers zero-inits these: make outputs differ
+    new = mask_controlnet(unet, 2, conditioning_channels=(8, 8), hint_channels=2)
+    load_grown(new, old.state_dict())
+    x, text = torch.randn(1, 4, 8, 8), torch.randn(1, 3, 16)
+    mask = (torch.rand(1, 1, 16, 16) > 0.5).float()
+    with torch.no_grad():
+        a = old(x, 5, encoder_hidden_states=text, controlnet_cond=mask * 2 - 1, return_dict=False)[0][0]
+        b = new(x, 5, encoder_hidden_states=text, controlnet_cond=torch.cat([mask * 2 - 1, mask * 0.7], 1),
+                return_dict=False)[0][0]
+    assert a.abs().sum() > 0 and torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("stage, prompts", [("ldm", "descriptors"), ("controlnet", "type-median")])
+def test_the_contrast_hint_is_refused_where_it_cannot_be_trained(stage, prompts):
+    from synthaug.training.objectives.ldm import LatentDiffusionObjective
+
+    with pytest.raises(SynthaugError, match="contrast_control"):
+        LatentDiffusionObjective(stage=stage, prompts=prompts, contrast_control=True, vae="unused")

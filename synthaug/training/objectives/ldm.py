@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ...errors import SynthaugError
-from ...models.ldm import latent_unet, mask_controlnet, vae_factor
-from ...models.descriptors import DescriptorRule, descriptor_prompt
+from ...models.ldm import latent_unet, load_grown, mask_controlnet, vae_factor
+from ...models.descriptors import (CONTRAST_SCALE, DescriptorRule, contrast_table, control_hint, descriptor_prompt,
+                                   lesion_contrast)
 from ...models.text import PromptRule, TextEncoder
 from ...pipelines.base import LABELS, write_generator_info
 from ...pipelines.loading import load_vae
@@ -34,12 +36,15 @@ class LatentDiffusionObjective:
                  text_encoder: str | None = None, resolution: int = 128, unet: dict | None = None,
                  controlnet: dict | None = None, prompt_dropout: float = 0.1, num_train_timesteps: int = 1000,
                  max_length: int = 24, hflip: bool = True, single_class: bool | None = None,
-                 prompts: str = "type-median"):
+                 prompts: str = "type-median", contrast_control: bool = False):
         if stage not in ("ldm", "controlnet"):
             raise SynthaugError(f"stage must be ldm or controlnet, not {stage!r}")
         if prompts not in PROMPT_STYLES:
             raise SynthaugError(f"model.prompts must be one of {PROMPT_STYLES}, not {prompts!r}")
         self.prompt_style = prompts
+        if contrast_control and (stage != "controlnet" or prompts != "descriptors"):
+            raise SynthaugError("model.contrast_control is a controlnet-stage option with model.prompts: descriptors")
+        self.contrast_control = bool(contrast_control)  # a second hint channel: each lesion's measured contrast
         if not vae:
             raise SynthaugError("the latent diffusion recipe needs model.vae: a trained VAE folder (synthaug train vae)")
         self.stage, self.resolution, self.hflip = stage, resolution, hflip
@@ -61,7 +66,8 @@ class LatentDiffusionObjective:
                 raise SynthaugError("the controlnet stage needs model.ldm: the folder of a trained ldm stage")
             self.unet = UNet2DConditionModel.from_pretrained(str(ldm), subfolder="unet", dtype=torch.float32)
             self.unet.requires_grad_(False).eval()
-            self.models = {"controlnet": mask_controlnet(self.unet, self.factor, **(controlnet or {}))}
+            self.models = {"controlnet": mask_controlnet(self.unet, self.factor, **(controlnet or {}),
+                                                         hint_channels=2 if contrast_control else 1)}
         self.ldm_path = ldm
         self.cache: dict = {}
 
@@ -75,7 +81,7 @@ class LatentDiffusionObjective:
     def init_from(self, path: Path) -> None:
         name = "unet" if self.stage == "ldm" else "controlnet"
         cls = type(self.models[name])
-        self.models[name].load_state_dict(cls.from_pretrained(str(path), subfolder=name, dtype=torch.float32).state_dict())
+        load_grown(self.models[name], cls.from_pretrained(str(path), subfolder=name, dtype=torch.float32).state_dict())
 
     # ------------------------------------------------------------------------- frozen parts, cached once
     @torch.no_grad()
@@ -99,10 +105,15 @@ class LatentDiffusionObjective:
             ids += list(batch["case_id"])
         if self.single_class or (self.single_class is None and not any(labels)):
             self.single_class, labels = True, [LABELS[0]] * len(labels)
+        contrast = None
         if self.prompt_style == "descriptors":
             rule = DescriptorRule.fit(images, masks, labels)
             words = [rule.describe(i, m) for i, m in zip(images, masks)]
             prompts = [descriptor_prompt(lab, w["echo"], w["margin"]) for w, lab in zip(words, labels)]
+            if self.contrast_control:
+                c = np.array([lesion_contrast(i, m) for i, m in zip(images, masks)])
+                self.contrast_table = contrast_table(c, words, labels)
+                contrast = torch.tensor(np.where(np.isfinite(c), c, np.nanmedian(c)), dtype=torch.float32)
         else:
             rule = PromptRule.fit(images, masks, labels)
             prompts = [rule.prompt(i, m, l) for i, m, l in zip(images, masks, labels)]
@@ -110,7 +121,7 @@ class LatentDiffusionObjective:
         self.cache = {"index": {c: k for k, c in enumerate(ids)}, "mean": torch.cat(mean), "std": torch.cat(std),
                       "prompt_id": torch.tensor([unique.index(p) for p in prompts]), "prompts": unique,
                       "embeddings": self.text(unique), "rule": rule,
-                      "prompt_counts": {p: prompts.count(p) for p in unique[:-1]}}
+                      "prompt_counts": {p: prompts.count(p) for p in unique[:-1]}, "contrast": contrast}
 
     def _batch(self, batch):
         idx = torch.tensor([self.cache["index"][c] for c in batch["case_id"]])
@@ -123,7 +134,8 @@ class LatentDiffusionObjective:
         if mask.shape[-1] != self.resolution:
             mask = F.interpolate(mask, size=(self.resolution,) * 2, mode="nearest")
         mask = torch.where(flip.view(-1, 1, 1, 1), mask.flip(-1), mask)
-        return latents, self.cache["embeddings"][pid], mask * 2 - 1
+        contrast = self.cache["contrast"][idx] if self.cache.get("contrast") is not None else None
+        return latents, self.cache["embeddings"][pid], control_hint(mask, contrast)
 
     def loss(self, batch, models):
         latents, text, mask = self._batch(batch)
@@ -158,6 +170,8 @@ class LatentDiffusionObjective:
                    {"prompt_rule": {"curvature_median": rule.curvature_median, "echo_median": rule.echo_median}
                     if rule else None}),
                 "prompt_counts": self.cache.get("prompt_counts"), "single_class": bool(self.single_class),
+                **({"contrast_control": {"scale": CONTRAST_SCALE, "table": self.contrast_table}}
+                   if self.contrast_control else {}),
                 **info}
         write_generator_info(out, meta)  # last: records the sha256 of every file saved above
         return out
