@@ -81,3 +81,20 @@ def test_expand_records_the_requested_mix_and_each_cases_words(tmp_path):
     res = CliRunner().invoke(main, args[:3] + ["1.0"] + args[4:] + ["--descriptor", "echo=hypoechoic"])
     assert res.exit_code != 0 and "synthaug revert" in res.output and "Traceback" not in res.output
     assert len(_manifest(raw)["cases"]) == 2
+
+
+def test_the_contrast_checkpoint_draws_each_lesions_contrast_from_its_echogenicity_word():
+    from pathlib import Path
+
+    from synthaug import Condition
+    from synthaug.models.descriptors import ISO, MARKED
+
+    ckpt = Path(__file__).resolve().parents[2] / "checkpoints/bus-contrast-busi-128"
+    gen = create_generator(ckpt, steps=2, engine="torch", descriptors="echo=isoechoic")
+    pairs = gen.sample(n=4, seed=0, conditions=[Condition(label="benign")] * 4)
+    assert all(p.meta["descriptors"]["echo"] == "isoechoic" and p.meta["contrast_requested"] < ISO for p in pairs)
+    marked = gen.with_descriptors("echo=markedly hypoechoic").sample(n=2, seed=0,
+                                                                     conditions=[Condition(label="benign")] * 2)
+    assert all(p.meta["contrast_requested"] >= MARKED for p in marked)
+    plain = create_generator(ckpt.parent / "bus-desc-busi-128", steps=2, engine="torch")
+    assert "contrast_requested" not in plain.sample(n=1, seed=0)[0].meta  # no contrast hint, no contrast drawn
