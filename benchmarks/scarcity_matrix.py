@@ -5,7 +5,8 @@ each seed over the fractions (25% first, then 10%, then 100%), so every finished
 to each fraction's report. At 25% and the first ``--select-seeds`` seeds it also trains the schedule
 candidates (large banks, synthetic pretraining, a decaying share); once those runs exist it picks
 the candidate with the best mean *validation* DSC (never a test score), records the pick in
-``seg_scarcity_schedule_pick.json`` and adds it to every fraction and seed. After each seed it
+``seg_scarcity_schedule_pick.json`` and adds it to every fraction and seed (the seeds already done too:
+each step runs every seed up to the current one, and finished runs are skipped). After each seed it
 writes each fraction's report and the summary (``benchmarks/scarcity.py``).
 
 With ``--descriptor-generator`` (issue 34) it also trains, at 25% and 100% real, that checkpoint's
@@ -134,14 +135,14 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
     select = [int(s) for s in args.select_seeds.split(",")]
     for seed in seeds:
+        done = ",".join(str(s) for s in seeds if s <= seed)
         for fraction in FRACTIONS:
             pick = pick_schedule(select)
-            if not args.report_only:
-                seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + ([pick] if pick else []), str(seed)))
+            if not args.report_only:  # every seed so far: the pick's earlier seeds run once it is known
+                seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + ([pick] if pick else []), done))
             if fraction == 0.25 and seed in select and not pick and not args.report_only:
                 seg.main(seg.SEGMENTATION, seg_args(args, fraction, CANDIDATES, str(seed)))  # after the base runs
         pick = pick_schedule(select)
-        done = ",".join(str(s) for s in seeds if s <= seed)
         if args.descriptor_generator:
             descriptor_arms(args, seed, select, [s for s in seeds if s <= seed])
         for fraction in FRACTIONS:

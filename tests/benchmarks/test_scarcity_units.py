@@ -160,3 +160,23 @@ def test_the_own_data_subset_is_the_benchmarks_25_percent_draw(tmp_path, busi_ro
     assert set(meta) == subset_ids(0) and len(meta) == 83
     assert subset_ids(1) != subset_ids(0)
     assert export(tmp_path, subset_seed=0) == raw  # written once, then reused
+
+
+def test_a_schedule_picked_late_also_runs_on_the_seeds_already_done(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.scarcity_matrix as sm
+
+    calls = []
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm, "PICK", tmp_path / "pick.json")
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: None)
+    sm.PICK.write_text(json.dumps({"pick": sm.CANDIDATES[2]}))  # picked after seeds 0 and 1
+    sm.main(["--seeds", "0,1,2", "--work", str(tmp_path)])
+    training = [a for a in calls if "--report-only" not in a]
+    arg = lambda a, k: a[a.index(k) + 1]  # noqa: E731
+    assert all(sm.CANDIDATES[2] in arg(a, "--conditions") for a in training)
+    for fraction in ("0.1", "1.0"):  # the pick's seeds 0 and 1 at every fraction, asked again with seed 2
+        seeds = [arg(a, "--seeds") for a in training if arg(a, "--real-fraction") == fraction]
+        assert seeds == ["0", "0,1", "0,1,2"]

@@ -105,3 +105,30 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
 def test_latent_recipes_need_their_inputs():
     with pytest.raises(SynthaugError, match="model.vae"):
         create_objective("ldm", {})
+
+
+def test_lesion_weights_cover_the_lesion_and_its_ring_only():
+    from synthaug.training.objectives.ldm import lesion_weights
+
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[0, 0, 12:16, 12:16] = 1  # latent cells 3 (factor 4), so the ring is cells 2-4
+    w = lesion_weights(mask * 2 - 1, 8, 4.0)  # the hint's [-1, 1] mask channel
+    assert w.shape == (1, 1, 8, 8)
+    assert (w[0, 0, 2:5, 2:5] == 5).all() and w.sum() == 64 + 4 * 9
+    assert (lesion_weights(-torch.ones(1, 1, 32, 32), 8, 4.0) == 1).all()
+
+
+def test_lesion_weighted_loss_differs_from_the_plain_one_and_refuses_negative_weights(cases, vae_dir):
+    kw = dict(vae=str(vae_dir), resolution=32, max_length=12, unet=UNET)
+    losses = []
+    for weight in (0.0, 50.0):
+        torch.manual_seed(0)  # the same network and draws for both weights
+        obj = create_objective("ldm", dict(kw, lesion_weight=weight))
+        obj.prepare(cases)
+        models = obj.trainable()
+        batch = {"case_id": [f"c{i}" for i in range(6)], "mask": torch.stack([cases[i]["mask"] for i in range(6)])}
+        torch.manual_seed(1)
+        losses.append(obj.loss(batch, models)[0].item())
+    assert np.isfinite(losses).all() and losses[0] != losses[1]
+    with pytest.raises(SynthaugError, match="lesion_weight"):
+        create_objective("ldm", dict(kw, lesion_weight=-1))

@@ -5,7 +5,8 @@ the case's BI-RADS prompt (10% dropped to the empty prompt, for classifier-free
 guidance); stage ``controlnet`` freezes that UNet and trains a ControlNet on the
 lesion mask, as the paper and diffusers do. Both cache what is frozen once in
 ``prepare``: each case's latent posterior (image and its mirror), its prompt
-and the few distinct prompt embeddings. Loss: eps-prediction MSE (Eq. 8).
+and the few distinct prompt embeddings. Loss: eps-prediction MSE (Eq. 8), optionally weighted
+towards the lesion (``model.lesion_weight``).
 """
 from __future__ import annotations
 
@@ -31,12 +32,22 @@ from .vae import to_vae
 PROMPT_STYLES = ("type-median", "descriptors")
 
 
+def lesion_weights(mask: torch.Tensor, size: int, weight: float) -> torch.Tensor:
+    """Per-latent-pixel loss weights, 1 + ``weight`` over the lesion and a one-latent-pixel ring around it.
+
+    A lesion covers a few percent of the latent, so the plain MSE is almost all background texture and
+    the lesion's appearance (its contrast to the surround, issue 34) is learnt last; the ring is where
+    that contrast is measured."""
+    m = F.adaptive_max_pool2d((mask > 0.5).float(), size)
+    return 1 + weight * F.max_pool2d(m, 3, stride=1, padding=1)
+
+
 class LatentDiffusionObjective:
     def __init__(self, stage: str = "ldm", vae: str | None = None, ldm: str | None = None,
                  text_encoder: str | None = None, resolution: int = 128, unet: dict | None = None,
                  controlnet: dict | None = None, prompt_dropout: float = 0.1, num_train_timesteps: int = 1000,
                  max_length: int = 24, hflip: bool = True, single_class: bool | None = None,
-                 prompts: str = "type-median", contrast_control: bool = False):
+                 prompts: str = "type-median", contrast_control: bool = False, lesion_weight: float = 0.0):
         if stage not in ("ldm", "controlnet"):
             raise SynthaugError(f"stage must be ldm or controlnet, not {stage!r}")
         if prompts not in PROMPT_STYLES:
@@ -45,6 +56,9 @@ class LatentDiffusionObjective:
         if contrast_control and (stage != "controlnet" or prompts != "descriptors"):
             raise SynthaugError("model.contrast_control is a controlnet-stage option with model.prompts: descriptors")
         self.contrast_control = bool(contrast_control)  # a second hint channel: each lesion's measured contrast
+        if lesion_weight < 0:
+            raise SynthaugError(f"model.lesion_weight must be >= 0, not {lesion_weight}")
+        self.lesion_weight = float(lesion_weight)
         if not vae:
             raise SynthaugError("the latent diffusion recipe needs model.vae: a trained VAE folder (synthaug train vae)")
         self.stage, self.resolution, self.hflip = stage, resolution, hflip
@@ -151,7 +165,10 @@ class LatentDiffusionObjective:
                                              return_dict=False)
             eps = self.unet.to(device)(noisy, t, encoder_hidden_states=text, down_block_additional_residuals=down,
                                        mid_block_additional_residual=mid).sample
-        return F.mse_loss(eps.float(), noise), {}
+        if not self.lesion_weight:
+            return F.mse_loss(eps.float(), noise), {}
+        weight = lesion_weights(mask[:, :1], latents.shape[-1], self.lesion_weight)
+        return ((eps.float() - noise).pow(2).mean(1, keepdim=True) * weight).sum() / weight.sum(), {}
 
     # ------------------------------------------------------------------------- export
     def export(self, models, out: Path, info: dict) -> Path:
