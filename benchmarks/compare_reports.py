@@ -13,6 +13,11 @@ seeds both have, the paired bootstrap and verdict rule of ``bench/stats.py``.
 
 The two reports must share the task, the profile and its settings (otherwise the runs differ
 in more than the bank, and the script stops with one line saying which setting differs).
+
+It also lists every run of both sides (best epoch, validation, tests, seconds an epoch), the spread
+of each side over its seeds (the noise a difference is read against), and, where both sides have a
+run of the same seed with its validation curve, the curves in ``results/<name>_curves.png``: so the
+same run made twice (e.g. before and after a faster training loop, issue 31) is checked as well.
 """
 from __future__ import annotations
 
@@ -21,11 +26,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synthaug.evaluation.report import ROLES, TESTS, case_values, fmt_diff  # noqa: E402
 from synthaug.evaluation.stats import VERDICT_RULE, case_breakdown, paired_bootstrap  # noqa: E402
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import RESULTS, write_results  # noqa: E402
 
 MATCHED = ("task", "profile", "settings", "split_names")
 
@@ -88,7 +95,76 @@ def compare_sides(a: dict, b: dict, metric: str = "mean") -> dict:
     return out
 
 
-def markdown(a: dict, b: dict, result: dict) -> str:
+def run_rows(side: dict) -> list[dict]:
+    """One row per run of a side: seed, best epoch, DSC on validation and the tests, seconds an epoch."""
+    rows = []
+    for r in sorted(side["runs"], key=lambda r: r["seed"]):
+        m = r.get("metrics", {})
+        epochs = r.get("epochs_run") or r.get("epochs")
+        rows.append({"label": side["label"], "seed": r["seed"], "best_epoch": r.get("best_epoch"),
+                     **{split: m[split]["dsc"] for split in ("val", *TESTS) if split in m},
+                     "seconds_per_epoch": r["train_seconds"] / epochs if r.get("train_seconds") and epochs else None})
+    return rows
+
+
+def seed_spread(rows: list[dict]) -> dict:
+    """Standard deviation over seeds of each score (the run-to-run noise), where a side has 2+ seeds."""
+    out = {}
+    for split in ("val", *TESTS):
+        values = [r[split] for r in rows if split in r]
+        if len(values) >= 2:
+            out[split] = float(np.std(values, ddof=1))
+    return out
+
+
+def curve_figure(a: dict, b: dict, path: Path) -> dict | None:
+    """Validation curves of the seeds both sides ran, overlaid; returns {seed: largest |difference|}."""
+    curves = {side["label"]: {r["seed"]: [e["val"]["dsc"] for e in r["curve"]] for r in side["runs"] if r.get("curve")}
+              for side in (a, b)}
+    seeds = sorted(set(curves[a["label"]]) & set(curves[b["label"]]))
+    if not seeds:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    gaps = {}
+    for seed in seeds:
+        ca, cb = curves[a["label"]][seed], curves[b["label"]][seed]
+        for label, c, style in ((a["label"], ca, "-"), (b["label"], cb, "--")):
+            ax.plot(range(1, len(c) + 1), c, style, label=f"{label}, seed {seed}")
+        n = min(len(ca), len(cb))
+        gaps[seed] = float(np.max(np.abs(np.subtract(ca[:n], cb[:n]))))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation DSC")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return gaps
+
+
+def runs_markdown(a: dict, b: dict, gaps: dict | None, figure: str | None) -> list[str]:
+    rows = run_rows(a) + run_rows(b)
+    cell = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
+    md = ["", "Runs (DSC; seconds an epoch as each run was timed, under its own load):", "",
+          "| side | seed | best epoch | validation | internal | external | s / epoch |", "|---|---|---|---|---|---|---|"]
+    md += [f"| {r['label']} | {r['seed']} | {cell(r['best_epoch'], 'd')} | {cell(r.get('val'), '.3f')} | "
+           f"{cell(r.get('internal'), '.3f')} | {cell(r.get('external'), '.3f')} | {cell(r['seconds_per_epoch'], '.1f')} |"
+           for r in rows]
+    for side in (a, b):
+        if spread := seed_spread(run_rows(side)):
+            md.append("")
+            md.append(f"Spread of {side['label']} over its seeds (std): "
+                      + ", ".join(f"{ROLES.get(k, 'validation')} {v:.3f}" for k, v in spread.items()) + ".")
+    if gaps:
+        md += ["", "Largest validation-curve difference at the same epoch: "
+               + ", ".join(f"seed {s} {g:.3f}" for s, g in gaps.items()) + f" ([curves]({figure}))."]
+    return md
+
+
+def markdown(a: dict, b: dict, result: dict, *extra) -> str:
     task = a["report"]["task"]
     md = [f"# {a['label']} against {b['label']} ({task})", "",
           f"`{a['condition']}` of [{Path(a['path']).name}]({Path(a['path']).name}) minus `{b['condition']}` of "
@@ -101,7 +177,7 @@ def markdown(a: dict, b: dict, result: dict) -> str:
                   f"{cases.get('share_worse', float('nan')):.0%} |")
     seeds = sorted(set().union(*(set(r['per_seed']) for r in result.values()))) if result else []
     md += ["", f"Seeds compared: {seeds}. " + VERDICT_RULE]
-    return "\n".join(md)
+    return "\n".join(md + runs_markdown(a, b, *extra))
 
 
 def main(argv=None):
@@ -117,10 +193,15 @@ def main(argv=None):
     result = compare_sides(a, b, args.metric)
     if not result:
         raise SystemExit("compare_reports: no seed with per-case scores on both sides")
+    figure = f"{args.name}_curves.png"
+    gaps = curve_figure(a, b, RESULTS / figure)
+    md = markdown(a, b, result, gaps, figure)
     write_results(args.name, {"a": {k: a[k] for k in ("label", "path", "condition")},
                               "b": {k: b[k] for k in ("label", "path", "condition")}, "metric": args.metric,
-                              "comparison": result}, markdown(a, b, result))
-    print(markdown(a, b, result), flush=True)
+                              "comparison": result, "runs": run_rows(a) + run_rows(b),
+                              "spread": {side["label"]: seed_spread(run_rows(side)) for side in (a, b)},
+                              "curve_gaps": gaps}, md)
+    print(md, flush=True)
 
 
 if __name__ == "__main__":

@@ -50,3 +50,26 @@ def test_reports_with_other_settings_or_conditions_are_refused(tmp_path):
         main(["--a", f"a={a}:bus 25%", "--b", f"b={b}:pig 100%", "--name", "cmp"])
     with pytest.raises(SystemExit, match="is not LABEL=RESULTS.json:CONDITION"):
         main(["--a", a, "--b", f"b={b}:pig 100%", "--name", "cmp"])
+
+
+def test_the_same_run_made_twice_is_listed_with_its_curves_and_the_seed_spread(tmp_path, monkeypatch):
+    import benchmarks.compare_reports as cr
+    monkeypatch.setattr(cr, "RESULTS", tmp_path)
+    monkeypatch.setattr(cr, "write_results", lambda name, payload, md: (tmp_path / f"{name}.json").write_text(
+        json.dumps({**payload, "md": md}, default=float)))
+    paths = {}
+    for name, seeds, lift in (("fast", (0,), 0.02), ("committed", (0, 1, 2), 0.0)):
+        data = json.loads(Path(report(tmp_path / f"{name}.json", "ordinary", lift, seeds=seeds)).read_text())
+        for r in data["runs"]:
+            if r["condition"] == "ordinary":
+                r["metrics"]["val"] = {"dsc": 0.8 + 0.01 * r["seed"]}
+                r.update(best_epoch=3, epochs_run=4, train_seconds=100.0 if name == "fast" else 160.0,
+                         curve=[{"epoch": e, "val": {"dsc": 0.5 + 0.1 * e + (lift if e == 2 else 0)}} for e in range(1, 5)])
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+        paths[name] = tmp_path / f"{name}.json"
+    main(["--a", f"fast={paths['fast']}:ordinary", "--b", f"committed={paths['committed']}:ordinary", "--name", "cmp"])
+    out = json.loads((tmp_path / "cmp.json").read_text())
+    assert out["curve_gaps"] == {"0": pytest.approx(0.02)} and (tmp_path / "cmp_curves.png").stat().st_size > 0
+    assert [r["seconds_per_epoch"] for r in out["runs"]] == [25.0, 40.0, 40.0, 40.0]
+    assert set(out["spread"]["committed"]) == {"val", "internal", "external"} and not out["spread"]["fast"]
+    assert "Largest validation-curve difference" in out["md"] and "| fast | 0 | 3 |" in out["md"]
