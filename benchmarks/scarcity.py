@@ -63,15 +63,20 @@ def crossing(fractions: list[float], values: list[float], target: float) -> floa
 CLASSICAL = ("real", "ordinary")
 
 
+def condition_names(report: dict) -> list[str]:
+    """A report's conditions by name (a report records each as a dict with its ``name`` and settings)."""
+    return [c["name"] if isinstance(c, dict) else c for c in report["conditions"]]
+
+
 def merge(base: dict | None, other: dict, label: str) -> dict:
     """``base`` plus ``other``'s synthetic conditions as ``"<condition> [label]"`` (another generator's
     report at the same fraction, e.g. issue 34's descriptor checkpoint); the real and classical runs of
     ``other`` are the same runs as ``base``'s and are not added twice. Paired comparisons stay the ones
     ``other`` computed against its own ``real`` (the same runs)."""
     base = json.loads(json.dumps(base)) if base else {"conditions": [], "runs": [], "summary": {"comparisons": {}}}
-    keep = [c for c in other["conditions"] if c not in CLASSICAL and not c.startswith("copy-paste")]
+    keep = [c for c in condition_names(other) if c not in CLASSICAL and not c.startswith("copy-paste")]
     rename = {c: f"{c} [{label}]" for c in keep}
-    base["conditions"] += [rename[c] for c in keep]
+    base["conditions"] = condition_names(base) + [rename[c] for c in keep]
     base["runs"] += [{**r, "condition": rename[r["condition"]]} for r in other["runs"] if r["condition"] in rename]
     for model, splits in other["summary"]["comparisons"].items():
         for split, comps in splits.items():
@@ -97,7 +102,7 @@ def main(argv=None):
         report = json.loads(Path(path).read_text(encoding="utf-8"))
         reports[float(frac)] = merge(reports.get(float(frac)), report, label) if label else report
     fractions = sorted(reports)
-    conditions = list(dict.fromkeys(c for f in fractions for c in reports[f]["conditions"]))
+    conditions = list(dict.fromkeys(c for f in fractions for c in condition_names(reports[f])))
     curves = {s: {c: [] for c in conditions} for s in SPLITS}
     for s in SPLITS:
         for c in conditions:

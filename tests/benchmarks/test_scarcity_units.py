@@ -180,3 +180,21 @@ def test_a_schedule_picked_late_also_runs_on_the_seeds_already_done(tmp_path, mo
     for fraction in ("0.1", "1.0"):  # the pick's seeds 0 and 1 at every fraction, asked again with seed 2
         seeds = [arg(a, "--seeds") for a in training if arg(a, "--real-fraction") == fraction]
         assert seeds == ["0", "0,1", "0,1,2"]
+
+
+def test_the_summary_reads_the_committed_reports_as_the_matrix_writes_them(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.scarcity as sc
+    from benchmarks.common import RESULTS
+
+    written = {}
+    monkeypatch.setattr(sc, "RESULTS", tmp_path)
+    monkeypatch.setattr(sc, "write_results", lambda name, payload, md: written.update(payload=payload, md=md))
+    reports = {f: RESULTS / f"seg_scarcity_f{round(f * 100)}.json" for f in (0.1, 0.25, 1.0)}
+    assert all(isinstance(c, dict) for c in json.loads(reports[0.25].read_text())["conditions"])  # the real format
+    sc.main(sum((["--report", f"{f}={p}"] for f, p in reports.items()), []) + ["--name", "summary"])
+    assert written["payload"]["fractions"] == [0.1, 0.25, 1.0] and (tmp_path / "summary.png").stat().st_size > 0
+    assert "| real |" in written["md"] and "| bus 100% |" in written["md"]
+    merged = sc.merge(json.loads(reports[0.25].read_text()), json.loads(reports[0.25].read_text()), "again")
+    assert "bus 100% [again]" in merged["conditions"] and "real [again]" not in merged["conditions"]
