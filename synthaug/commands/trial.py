@@ -31,7 +31,7 @@ def _seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="Registered name or checkpoint folder (e.g. one made by `synthaug fit`).")
 @click.option("--conditions", default=None,
               help="Comma-separated, e.g. 'real,ordinary,copy-paste 100%,bus 25%,bus 100% + ordinary' "
-                   "[default: real, ordinary, <generator> 25%, <generator> 100%].")
+                   "[default: real, ordinary, <generator> 25%, <generator> 100%, <generator> 100% + ordinary].")
 @click.option("--seeds", default="0,1,2", show_default=True, callback=_seeds, help="Training seeds.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time budget: epochs and seeds are sized from a measurement of this machine, and what was cut "

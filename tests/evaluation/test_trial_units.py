@@ -156,3 +156,12 @@ def test_the_default_model_is_the_pretrained_one_when_its_wheel_is_installed(mon
     assert default_model() == "unet-lite0"  # the wheel is a dependency of synthaug
     monkeypatch.setattr(pretrained, "lite_installed", lambda variant=0: False)
     assert default_model() == "unet"
+
+
+def test_the_default_trial_asks_whether_pairs_add_to_ordinary_augmentation():
+    from synthaug.evaluation.trial import TrialRequest, trial_conditions
+
+    conds = trial_conditions(TrialRequest(raw="r", generator="g"), {"generator": "bus"})
+    names = [c.name for c in conds]
+    assert names[:2] == ["real", "ordinary"] and "bus 100% + ordinary" in names
+    assert next(c for c in conds if c.name == "bus 100% + ordinary").augment
