@@ -64,6 +64,20 @@ def word_shares(rule: DescriptorRule, images, masks) -> dict:
             for kind, vocab in (("echo", ECHOGENICITY), ("margin", MARGIN))}
 
 
+def contrast_following(pairs) -> dict | None:
+    """How closely the lesions follow the contrast the sampler asked for (checkpoints with the contrast
+    hint record ``contrast_requested``): slope and Pearson r of measured on requested, median |error|.
+    A slope of 1 is full control; the percentiles alone cannot tell weak control from a narrow draw."""
+    req = np.array([p.meta.get("contrast_requested", np.nan) for p in pairs], dtype=float)
+    got = np.array([lesion_contrast(p.image, p.mask) for p in pairs])
+    ok = np.isfinite(req) & np.isfinite(got)
+    if ok.sum() < 3:
+        return None
+    slope, _ = np.polyfit(req[ok], got[ok], 1)
+    return {"n": int(ok.sum()), "slope": float(slope), "r": float(np.corrcoef(req[ok], got[ok])[0, 1]),
+            "median_abs_error": float(np.median(np.abs(got[ok] - req[ok])))}
+
+
 def parse_spec(spec: str) -> tuple[str, str, dict]:
     """``NAME=CHECKPOINT[,key=value...]`` -> (name, checkpoint, sampling options)."""
     name, _, rest = spec.partition("=")
@@ -116,6 +130,8 @@ def main(argv=None):
                **contrast_row(images, masks), **word_shares(rule or busi_rule, images, masks),
                "judge_dice": float(dice_per_case(seg, ds).mean()),
                "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats)}
+        if follow := contrast_following(pairs):
+            row["contrast_following"] = follow
         if rule is not None:
             row["control"] = {}
             for word in ECHOGENICITY:
@@ -143,6 +159,12 @@ def main(argv=None):
                   f"{r['below_30']:.0%} | {r['echo']['isoechoic']:.0%} | {r['echo']['markedly hypoechoic']:.0%} | "
                   f"{r['margin']['indistinct']:.0%} | {r['margin']['irregular']:.0%} | {r['judge_dice']:.3f} | "
                   f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |")
+    follows = [r for r in rows if "contrast_following" in r]
+    if follows:
+        md += ["", "Contrast asked for (drawn from training lesions of the type and word) against contrast measured, "
+               "over the pairs above:", "", "| generator | slope | r | median abs. error |", "|---|---|---|---|"]
+        md += [f"| {r['generator']} | {r['contrast_following']['slope']:.2f} | {r['contrast_following']['r']:.2f} | "
+               f"{r['contrast_following']['median_abs_error']:.0f} |" for r in follows]
     for r in rows:
         if "control" in r:
             md += ["", f"Control, `{r['generator']}`: {args.per_bin} pairs asked for each echogenicity word.", "",
