@@ -146,15 +146,15 @@ def curve_figure(a: dict, b: dict, path: Path) -> dict | None:
 
 
 def runs_markdown(a: dict, b: dict, gaps: dict | None, figure: str | None) -> list[str]:
-    rows = run_rows(a) + run_rows(b)
+    rows = {side["label"]: run_rows(side) for side in (a, b)}
     cell = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
     md = ["", "Runs (DSC; seconds an epoch as each run was timed, under its own load):", "",
           "| side | seed | best epoch | validation | internal | external | s / epoch |", "|---|---|---|---|---|---|---|"]
     md += [f"| {r['label']} | {r['seed']} | {cell(r['best_epoch'], 'd')} | {cell(r.get('val'), '.3f')} | "
            f"{cell(r.get('internal'), '.3f')} | {cell(r.get('external'), '.3f')} | {cell(r['seconds_per_epoch'], '.1f')} |"
-           for r in rows]
+           for r in rows[a["label"]] + rows[b["label"]]]
     for side in (a, b):
-        if spread := seed_spread(run_rows(side)):
+        if spread := seed_spread(rows[side["label"]]):
             md.append("")
             md.append(f"Spread of {side['label']} over its seeds (std): "
                       + ", ".join(f"{ROLES.get(k, 'validation')} {v:.3f}" for k, v in spread.items()) + ".")
@@ -198,7 +198,7 @@ def main(argv=None):
     md = markdown(a, b, result, gaps, figure)
     write_results(args.name, {"a": {k: a[k] for k in ("label", "path", "condition")},
                               "b": {k: b[k] for k in ("label", "path", "condition")}, "metric": args.metric,
-                              "comparison": result, "runs": run_rows(a) + run_rows(b),
+                              "comparison": result, "runs": [r for side in (a, b) for r in run_rows(side)],
                               "spread": {side["label"]: seed_spread(run_rows(side)) for side in (a, b)},
                               "curve_gaps": gaps}, md)
     print(md, flush=True)

@@ -137,7 +137,10 @@ def main(argv=None):
             synthetic = {c: curves[s][c][k]["mean"] for c in conditions if c not in CLASSICAL
                          and not c.startswith("copy-paste") and curves[s][c][k]["mean"] is not None}
             if synthetic:  # "best" on validation, never on the test it is then read on
-                best = max(synthetic, key=lambda c: np.mean(seed_values(reports[args.at], args.model, c, "val")))
+                def on_validation(c):  # every pick here is made on validation, never on the test it is read on
+                    return np.mean(seed_values(reports[args.at], args.model, c, "val"))
+
+                best = max(synthetic, key=on_validation)
                 at = crossing(fractions, real, synthetic[best])
                 saving[s] = {"best_synthetic": best, "dsc": synthetic[best], "real_reaches_at": at}
                 md += ["", f"Annotation saving ({title}): the best synthetic condition at {args.at:.0%} real, `{best}`, "
@@ -146,7 +149,7 @@ def main(argv=None):
                 classical = {c: curves[s][c][k]["mean"] for c in conditions if c != "real" and c not in synthetic
                              and curves[s][c][k]["mean"] is not None}
                 if classical:  # the same reading for the best classical condition, the saving users get today
-                    base = max(classical, key=lambda c: np.mean(seed_values(reports[args.at], args.model, c, "val")))
+                    base = max(classical, key=on_validation)
                     at_c = crossing(fractions, real, classical[base])
                     saving[s]["best_classical"] = {"condition": base, "dsc": classical[base], "real_reaches_at": at_c}
                     md[-1] += (f" For comparison, the best classical condition there, `{base}`, reaches "
