@@ -145,6 +145,9 @@ def main(argv=None):
                 seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + ([pick] if pick else []), done))
             if fraction == 0.25 and seed in select and not pick and not args.report_only:
                 seg.main(seg.SEGMENTATION, seg_args(args, fraction, CANDIDATES, str(seed)))  # after the base runs
+                # a training call's report holds only its own conditions: rewrite it whole, so the pick below
+                # sees every candidate and the next fraction of this seed already runs it
+                seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + CANDIDATES, done, report_only=True))
         pick = pick_schedule(select)
         if args.descriptor_generator:
             descriptor_arms(args, seed, select, [s for s in seeds if s <= seed])

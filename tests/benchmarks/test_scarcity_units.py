@@ -198,3 +198,31 @@ def test_the_summary_reads_the_committed_reports_as_the_matrix_writes_them(tmp_p
     assert "| real |" in written["md"] and "| bus 100% |" in written["md"]
     merged = sc.merge(json.loads(reports[0.25].read_text()), json.loads(reports[0.25].read_text()), "again")
     assert "bus 100% [again]" in merged["conditions"] and "real [again]" not in merged["conditions"]
+
+
+def test_the_pick_is_made_within_the_seed_that_finishes_the_candidates(tmp_path, monkeypatch):
+    """seg.py rewrites a fraction's report with the conditions it was called with; the pick must still see
+    every candidate, so seed 1's 10% and 100% steps already run it (a bug found in session 20)."""
+    import json
+
+    import benchmarks.scarcity_matrix as sm
+
+    calls = []
+
+    def fake_seg(_spec, argv):
+        arg = lambda k: argv[argv.index(k) + 1]  # noqa: E731
+        calls.append(argv)
+        if arg("--real-fraction") == "0.25":  # the report holds exactly this call's conditions and seeds
+            runs = [{"condition": c, "seed": int(s), "metrics": {"val": {"dsc": 0.8 if c == sm.CANDIDATES[3] else 0.7}}}
+                    for c in arg("--conditions").split(",") for s in arg("--seeds").split(",")]
+            (tmp_path / "seg_scarcity_f25.json").write_text(json.dumps({"runs": runs}))
+
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm, "PICK", tmp_path / "pick.json")
+    monkeypatch.setattr(sm.seg, "main", fake_seg)
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: None)
+    sm.main(["--seeds", "0,1", "--work", str(tmp_path)])
+    arg = lambda a, k: a[a.index(k) + 1]  # noqa: E731
+    seed1_10 = [a for a in calls if "--report-only" not in a and arg(a, "--real-fraction") == "0.1"
+                and arg(a, "--seeds") == "0,1"]
+    assert seed1_10 and sm.CANDIDATES[3] in arg(seed1_10[0], "--conditions").split(",")
