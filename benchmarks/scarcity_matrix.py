@@ -133,13 +133,17 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--select-seeds", default="0,1", help="seeds the schedule candidates run at 25% to pick one")
     ap.add_argument("--descriptor-generator", help="issue 34: a bus checkpoint trained on descriptor prompts")
+    ap.add_argument("--arms-only", action="store_true",
+                    help="only issue 34's arms (with --descriptor-generator), for a second process on the other core")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     select = [int(s) for s in args.select_seeds.split(",")]
+    if args.arms_only and not args.descriptor_generator:
+        raise SystemExit("--arms-only runs the arms of --descriptor-generator: give one")
     for seed in seeds:
         done = ",".join(str(s) for s in seeds if s <= seed)
-        for fraction in FRACTIONS:
+        for fraction in () if args.arms_only else FRACTIONS:
             pick = pick_schedule(select)
             if not args.report_only:  # every seed so far: the pick's earlier seeds run once it is known
                 seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + ([pick] if pick else []), done))
@@ -151,6 +155,8 @@ def main(argv=None):
         pick = pick_schedule(select)
         if args.descriptor_generator:
             descriptor_arms(args, seed, select, [s for s in seeds if s <= seed])
+        if args.arms_only:
+            continue
         for fraction in FRACTIONS:
             extra = CANDIDATES if fraction == 0.25 else [pick] if pick else []
             seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + extra, done, report_only=True))

@@ -83,10 +83,14 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
 @click.option("--guidance-scale", type=float, default=1.0, show_default=True, help="Default text guidance.")
 @click.option("--control-scale", type=float, default=1.0, show_default=True,
               help="Default ControlNet conditioning scale (how strongly the mask steers the image).")
+@click.option("--contrast-gain", type=float, default=1.0, show_default=True,
+              help="Contrast-hint ControlNets: stretch the asked lesion contrast about the training median by this "
+                   "factor (1/slope of made on asked contrast, from benchmarks/descriptor_quality.py).")
 @_friendly
-def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale):
+def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale, contrast_gain):
     """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
     from ..pipelines.bus import assemble_bus
 
     click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps,
-                                    guidance_scale=guidance_scale, control_scale=control_scale)))
+                                    guidance_scale=guidance_scale, control_scale=control_scale,
+                                    contrast_gain=contrast_gain)))

@@ -121,7 +121,8 @@ class BusGenerator(PairGenerator):
 
     def __init__(self, pipe: BusPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
                  guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None,
-                 ablation: str = "full", control_scale: float | None = None, descriptors=None):
+                 ablation: str = "full", control_scale: float | None = None, descriptors=None,
+                 contrast_gain: float | None = None):
         """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
         empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned).
         ``control_scale`` multiplies the ControlNet's residuals (diffusers' ``controlnet_conditioning_scale``);
@@ -141,6 +142,9 @@ class BusGenerator(PairGenerator):
         self.control_scale = float(control_scale if control_scale is not None else info.get("control_scale", 1.0))
         self.descriptor_rule = DescriptorRule(**info["descriptor_rule"]) if info.get("descriptor_rule") else None
         self.contrast_table = (info.get("contrast_control") or {}).get("table")  # training contrasts per word
+        self.contrast_gain = float(contrast_gain if contrast_gain is not None else info.get("contrast_gain", 1.0))
+        if self.contrast_gain <= 0:
+            raise SynthaugError(f"contrast_gain must be positive, not {self.contrast_gain}")
         self.requested = parse_mix(descriptors)
         if self.requested and self.descriptor_rule is None:
             raise SynthaugError("this bus checkpoint was trained without descriptor prompts: it cannot be asked for "
@@ -233,7 +237,7 @@ class BusGenerator(PairGenerator):
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
                            control_scale=0.0 if self.ablation == "text-only" else self.control_scale,
-                           engine=self.runner, contrast=contrast)
+                           engine=self.runner, contrast=self.hint_contrasts(contrast))
         imgs = to_uint8(images)
         extra = {"descriptors_requested": self.requested} if self.requested else {}
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
@@ -250,9 +254,19 @@ class BusGenerator(PairGenerator):
             return None
         return [draw_contrast(self.contrast_table, lab, w["echo"], int(s)) for w, lab, s in zip(words, labels, seeds)]
 
+    def hint_contrasts(self, contrast: list[float] | None) -> list[float] | None:
+        """The contrasts written into the hint: the wanted ones stretched by ``contrast_gain`` about the training
+        median. A ControlNet that follows its hint at half strength (measured slope 0.43 of made on asked
+        contrast) reaches the asked contrast when asked for twice the distance from the median."""
+        if contrast is None or self.contrast_gain == 1.0:
+            return contrast
+        centre = float(np.median([c for t in self.contrast_table.values() for cs in t.values() for c in cs]))
+        return [centre + self.contrast_gain * (k - centre) for k in contrast]
+
 
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
-                 default_scheduler: str = "dpm++", guidance_scale: float = 1.0, control_scale: float = 1.0) -> Path:
+                 default_scheduler: str = "dpm++", guidance_scale: float = 1.0, control_scale: float = 1.0,
+                 contrast_gain: float = 1.0) -> Path:
     """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs."""
     from .loading import load_vae
 
@@ -277,6 +291,7 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
     control_info = _part_info(controlnet)
     if control_info.get("contrast_control"):  # the ControlNet's hint has the contrast channel
         words["contrast_control"] = control_info["contrast_control"]
+        words["contrast_gain"] = contrast_gain
     info = {"generator": "bus", "output_size": ldm_info["resolution"], "default_steps": default_steps,
             "default_scheduler": default_scheduler, "guidance_scale": guidance_scale, "control_scale": control_scale,
             "text_encoder": ldm_info["text_encoder"], "max_length": ldm_info["max_length"],

@@ -226,3 +226,17 @@ def test_the_pick_is_made_within_the_seed_that_finishes_the_candidates(tmp_path,
     seed1_10 = [a for a in calls if "--report-only" not in a and arg(a, "--real-fraction") == "0.1"
                 and arg(a, "--seeds") == "0,1"]
     assert seed1_10 and sm.CANDIDATES[3] in arg(seed1_10[0], "--conditions").split(",")
+
+
+def test_arms_only_trains_nothing_but_the_descriptor_generators_arms(tmp_path, monkeypatch):
+    import benchmarks.scarcity_matrix as sm
+
+    calls = []
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm, "HARD_PICK", tmp_path / "hard.json")
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: calls.append(["summary"]))
+    sm.main(["--seeds", "0", "--work", str(tmp_path), "--descriptor-generator", "ckpt/desc", "--arms-only"])
+    assert calls and all(a[a.index("--generator") + 1] == "ckpt/desc" for a in calls)
+    with pytest.raises(SystemExit, match="descriptor-generator"):
+        sm.main(["--arms-only"])

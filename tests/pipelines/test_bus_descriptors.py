@@ -98,3 +98,26 @@ def test_the_contrast_checkpoint_draws_each_lesions_contrast_from_its_echogenici
     assert all(p.meta["contrast_requested"] >= MARKED for p in marked)
     plain = create_generator(ckpt.parent / "bus-desc-busi-128", steps=2, engine="torch")
     assert "contrast_requested" not in plain.sample(n=1, seed=0)[0].meta  # no contrast hint, no contrast drawn
+
+
+def test_the_contrast_gain_stretches_the_hint_and_keeps_the_asked_contrast_on_record():
+    from pathlib import Path
+
+    import numpy as np
+    import pytest
+
+    from synthaug import Condition, SynthaugError
+
+    ckpt = Path(__file__).resolve().parents[2] / "checkpoints/bus-contrast-busi-128"
+    plain = create_generator(ckpt, steps=2, engine="torch")
+    gained = create_generator(ckpt, steps=2, engine="torch", contrast_gain=2.0)
+    conds = [Condition(label="benign")] * 2
+    a, b = plain.sample(n=2, seed=3, conditions=conds), gained.sample(n=2, seed=3, conditions=conds)
+    asked = [p.meta["contrast_requested"] for p in a]
+    assert asked == [p.meta["contrast_requested"] for p in b]  # the same wanted contrast is recorded
+    centre = np.median([c for t in gained.contrast_table.values() for cs in t.values() for c in cs])
+    assert gained.hint_contrasts(asked) == pytest.approx([centre + 2 * (k - centre) for k in asked])
+    assert plain.hint_contrasts(asked) == asked
+    assert not np.array_equal(a[0].image, b[0].image)  # the stretched hint reaches the network
+    with pytest.raises(SynthaugError, match="contrast_gain"):
+        create_generator(ckpt, steps=2, engine="torch", contrast_gain=0)
