@@ -73,8 +73,9 @@ def contrast_following(pairs) -> dict | None:
     ok = np.isfinite(req) & np.isfinite(got)
     if ok.sum() < 3:
         return None
-    slope, _ = np.polyfit(req[ok], got[ok], 1)
-    return {"n": int(ok.sum()), "slope": float(slope), "r": float(np.corrcoef(req[ok], got[ok])[0, 1]),
+    slope, intercept = np.polyfit(req[ok], got[ok], 1)
+    return {"n": int(ok.sum()), "slope": float(slope), "intercept": float(intercept),
+            "median_bias": float(np.median(got[ok] - req[ok])), "r": float(np.corrcoef(req[ok], got[ok])[0, 1]),
             "median_abs_error": float(np.median(np.abs(got[ok] - req[ok])))}
 
 
@@ -162,9 +163,10 @@ def main(argv=None):
     follows = [r for r in rows if "contrast_following" in r]
     if follows:
         md += ["", "Contrast asked for (drawn from training lesions of the type and word) against contrast measured, "
-               "over the pairs above:", "", "| generator | slope | r | median abs. error |", "|---|---|---|---|"]
-        md += [f"| {r['generator']} | {r['contrast_following']['slope']:.2f} | {r['contrast_following']['r']:.2f} | "
-               f"{r['contrast_following']['median_abs_error']:.0f} |" for r in follows]
+               "over the pairs above (bias: median of measured minus asked):", "",
+               "| generator | slope | r | median bias | median abs. error |", "|---|---|---|---|---|"]
+        md += [f"| {r['generator']} | {f['slope']:.2f} | {f['r']:.2f} | {f.get('median_bias', float('nan')):+.0f} | "
+               f"{f['median_abs_error']:.0f} |" for r in follows for f in [r['contrast_following']]]
     for r in rows:
         if "control" in r:
             md += ["", f"Control, `{r['generator']}`: {args.per_bin} pairs asked for each echogenicity word.", "",

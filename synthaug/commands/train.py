@@ -86,11 +86,14 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
 @click.option("--contrast-gain", type=float, default=1.0, show_default=True,
               help="Contrast-hint ControlNets: stretch the asked lesion contrast about the training median by this "
                    "factor (1/slope of made on asked contrast, from benchmarks/descriptor_quality.py).")
+@click.option("--contrast-offset", type=float, default=0.0, show_default=True,
+              help="Contrast-hint ControlNets: grey levels added to every hint contrast (negative: fainter lesions).")
 @_friendly
-def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale, contrast_gain):
+def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale, contrast_gain,
+                     contrast_offset):
     """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
     from ..pipelines.bus import assemble_bus
 
     click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps,
                                     guidance_scale=guidance_scale, control_scale=control_scale,
-                                    contrast_gain=contrast_gain)))
+                                    contrast_gain=contrast_gain, contrast_offset=contrast_offset)))

@@ -27,6 +27,9 @@ def test_full_control_has_slope_one_and_half_control_slope_one_half():
     half = contrast_following([pair(a, 50 + (a - 50) / 2) for a in asked])
     assert full["slope"] == pytest.approx(1, abs=0.02) and full["median_abs_error"] < 1 and full["r"] > 0.99
     assert half["slope"] == pytest.approx(0.5, abs=0.02) and half["median_abs_error"] == pytest.approx(10, abs=1)
+    shifted = contrast_following([pair(a, a + 15) for a in asked])  # follows fully, 15 grey levels too visible
+    assert shifted["slope"] == pytest.approx(1, abs=0.02) and shifted["median_bias"] == pytest.approx(15, abs=1)
+    assert shifted["intercept"] == pytest.approx(15, abs=1) and full["median_bias"] == pytest.approx(0, abs=1)
 
 
 def test_pairs_without_a_requested_contrast_give_no_measure():

@@ -118,6 +118,8 @@ def test_the_contrast_gain_stretches_the_hint_and_keeps_the_asked_contrast_on_re
     centre = np.median([c for t in gained.contrast_table.values() for cs in t.values() for c in cs])
     assert gained.hint_contrasts(asked) == pytest.approx([centre + 2 * (k - centre) for k in asked])
     assert plain.hint_contrasts(asked) == asked
+    moved = create_generator(ckpt, steps=2, engine="torch", contrast_gain=2.0, contrast_offset=-20)
+    assert moved.hint_contrasts(asked) == pytest.approx([centre - 20 + 2 * (k - centre) for k in asked])
     assert not np.array_equal(a[0].image, b[0].image)  # the stretched hint reaches the network
     with pytest.raises(SynthaugError, match="contrast_gain"):
         create_generator(ckpt, steps=2, engine="torch", contrast_gain=0)
