@@ -146,6 +146,10 @@ class BusGenerator(PairGenerator):
         self.contrast_offset = float(contrast_offset if contrast_offset is not None else info.get("contrast_offset", 0.0))
         if self.contrast_gain <= 0:
             raise SynthaugError(f"contrast_gain must be positive, not {self.contrast_gain}")
+        if not self.contrast_table and (contrast_gain is not None or contrast_offset is not None):
+            raise SynthaugError("contrast_gain and contrast_offset need a bus checkpoint trained with the contrast hint")
+        self.contrast_centre = (float(np.median([c for t in self.contrast_table.values() for cs in t.values() for c in cs]))
+                                if self.contrast_table else None)  # the training median the gain stretches about
         self.requested = parse_mix(descriptors)
         if self.requested and self.descriptor_rule is None:
             raise SynthaugError("this bus checkpoint was trained without descriptor prompts: it cannot be asked for "
@@ -262,7 +266,7 @@ class BusGenerator(PairGenerator):
         median) reaches the asked contrast when the hint asks for more spread and less mean contrast."""
         if contrast is None or (self.contrast_gain == 1.0 and self.contrast_offset == 0.0):
             return contrast
-        centre = float(np.median([c for t in self.contrast_table.values() for cs in t.values() for c in cs]))
+        centre = self.contrast_centre
         return [centre + self.contrast_offset + self.contrast_gain * (k - centre) for k in contrast]
 
 

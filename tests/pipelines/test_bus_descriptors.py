@@ -123,3 +123,5 @@ def test_the_contrast_gain_stretches_the_hint_and_keeps_the_asked_contrast_on_re
     assert not np.array_equal(a[0].image, b[0].image)  # the stretched hint reaches the network
     with pytest.raises(SynthaugError, match="contrast_gain"):
         create_generator(ckpt, steps=2, engine="torch", contrast_gain=0)
+    with pytest.raises(SynthaugError, match="contrast hint"):  # a checkpoint without the hint cannot take it
+        create_generator(ckpt.parent / "bus-desc-busi-128", steps=2, engine="torch", contrast_gain=2.0)
