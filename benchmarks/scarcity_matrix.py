@@ -16,7 +16,9 @@ seeds, the one with the best mean validation DSC is recorded in ``seg_scarcity_h
 on every seed (reports ``seg_scarcity_hard_f*``). ``real`` runs are shared with the main reports.
 
 Rerunning the same command skips finished runs and resumes a killed one from its last epoch; a
-second process on the other core takes the runs the first one does not hold (file locks).
+second process on the other core takes the runs the first one does not hold (file locks). On a machine
+without the work folder, ``--import-committed`` first copies the finished runs of the committed reports
+into it (only the banks are made again).
 
     OMP_NUM_THREADS=1 TQDM_DISABLE=1 python benchmarks/scarcity_matrix.py --generator checkpoints/bus-busi-128 \\
         --work /work/runs/bench_work
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -126,6 +129,22 @@ def descriptor_arms(args, seed: int, select: list[int], done: list[int]) -> None
             run(fraction, "hard", HARD_MIXES[hard], done, True)
 
 
+def import_committed(args, seeds: str) -> None:
+    """Copy the finished runs of the committed reports into ``--work`` (a new machine): every fraction's
+    report, and issue 34's default-draw arm where it ran; reports go to a scratch folder, so the committed
+    ones are left as they are."""
+    with tempfile.TemporaryDirectory() as scratch:
+        arms = [("", args.generator, BASE + CANDIDATES, FRACTIONS)]
+        if args.descriptor_generator:
+            arms.append(("desc", args.descriptor_generator, ["real", "bus 100%"], DESC_FRACTIONS))
+        for arm, generator, conds, fractions in arms:
+            for fraction in fractions:
+                argv = seg_args(args, fraction, conds, seeds, report_only=True, generator=generator, arm=arm)
+                report = RESULTS / (argv[argv.index("--name") + 1] + ".json")
+                if report.is_file():
+                    seg.main(seg.SEGMENTATION, argv + ["--import-runs", str(report), "--results-dir", scratch])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generator", default="checkpoints/bus-busi-128")
@@ -136,11 +155,15 @@ def main(argv=None):
     ap.add_argument("--arms-only", action="store_true",
                     help="only issue 34's arms (with --descriptor-generator), for a second process on the other core")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--import-committed", action="store_true",
+                    help="first copy the finished runs of the committed reports into --work (a new machine)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     select = [int(s) for s in args.select_seeds.split(",")]
     if args.arms_only and not args.descriptor_generator:
         raise SystemExit("--arms-only runs the arms of --descriptor-generator: give one")
+    if args.import_committed:
+        import_committed(args, args.seeds)
     for seed in seeds:
         done = ",".join(str(s) for s in seeds if s <= seed)
         for fraction in () if args.arms_only else FRACTIONS:

@@ -1,6 +1,8 @@
 """The scarcity axis (issue 31): nested stratified real fractions, the step floor, schedule conditions."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -240,3 +242,25 @@ def test_arms_only_trains_nothing_but_the_descriptor_generators_arms(tmp_path, m
     assert calls and all(a[a.index("--generator") + 1] == "ckpt/desc" for a in calls)
     with pytest.raises(SystemExit, match="descriptor-generator"):
         sm.main(["--arms-only"])
+
+
+def test_import_committed_copies_the_committed_runs_before_training_and_leaves_the_reports(tmp_path, monkeypatch):
+    """A new machine: each committed report is imported (scratch results folder), then training starts."""
+    import benchmarks.scarcity_matrix as sm
+
+    calls = []
+    for name in ("seg_scarcity_f25", "seg_scarcity_f100", "seg_scarcity_desc_f25"):  # no f10: nothing to import
+        (tmp_path / f"{name}.json").write_text('{"runs": []}')
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm, "PICK", tmp_path / "pick.json")
+    monkeypatch.setattr(sm, "HARD_PICK", tmp_path / "hard.json")
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: None)
+    sm.main(["--seeds", "0", "--work", str(tmp_path / "w"), "--descriptor-generator", "ckpt/desc", "--arms-only",
+             "--import-committed"])
+    imports = [a for a in calls if "--import-runs" in a]
+    assert [Path(a[a.index("--import-runs") + 1]).name for a in imports] == [
+        "seg_scarcity_f25.json", "seg_scarcity_f100.json", "seg_scarcity_desc_f25.json"]
+    assert all("--report-only" in a and a[a.index("--results-dir") + 1] != str(tmp_path) for a in imports)
+    assert imports[2][imports[2].index("--generator") + 1] == "ckpt/desc"
+    assert calls.index(imports[-1]) < min(i for i, a in enumerate(calls) if "--import-runs" not in a)
