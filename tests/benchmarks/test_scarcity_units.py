@@ -264,3 +264,14 @@ def test_import_committed_copies_the_committed_runs_before_training_and_leaves_t
     assert all("--report-only" in a and a[a.index("--results-dir") + 1] != str(tmp_path) for a in imports)
     assert imports[2][imports[2].index("--generator") + 1] == "ckpt/desc"
     assert calls.index(imports[-1]) < min(i for i, a in enumerate(calls) if "--import-runs" not in a)
+
+
+def test_the_figure_draws_complete_conditions_and_bands_only_from_three_seeds():
+    from benchmarks.scarcity import drawn
+
+    def pts(*seeds):
+        return [{"fraction": f, "n_seeds": n, "mean": 0.5 if n else None, "lo": 0.4, "hi": 0.6}
+                for f, n in zip((0.1, 0.25, 1.0), seeds)]
+
+    out = drawn({"real": pts(3, 3, 3), "ordinary": pts(3, 2, 3), "bank 400%": pts(0, 2, 0)})
+    assert out == {"real": True, "ordinary": False}
