@@ -63,6 +63,11 @@ def crossing(fractions: list[float], values: list[float], target: float) -> floa
 CLASSICAL = ("real", "ordinary")
 
 
+def uses_generator(condition: str) -> bool:
+    """A condition with generated pairs (not real data, ordinary augmentation or copy-paste)."""
+    return condition not in CLASSICAL and not condition.startswith("copy-paste")
+
+
 def condition_names(report: dict) -> list[str]:
     """A report's conditions by name (a report records each as a dict with its ``name`` and settings)."""
     return [c["name"] if isinstance(c, dict) else c for c in report["conditions"]]
@@ -74,7 +79,7 @@ def merge(base: dict | None, other: dict, label: str) -> dict:
     ``other`` are the same runs as ``base``'s and are not added twice. Paired comparisons stay the ones
     ``other`` computed against its own ``real`` (the same runs)."""
     base = json.loads(json.dumps(base)) if base else {"conditions": [], "runs": [], "summary": {"comparisons": {}}}
-    keep = [c for c in condition_names(other) if c not in CLASSICAL and not c.startswith("copy-paste")]
+    keep = [c for c in condition_names(other) if uses_generator(c)]
     rename = {c: f"{c} [{label}]" for c in keep}
     base["conditions"] = condition_names(base) + [rename[c] for c in keep]
     base["runs"] += [{**r, "condition": rename[r["condition"]]} for r in other["runs"] if r["condition"] in rename]
@@ -134,8 +139,8 @@ def main(argv=None):
         real = [p["mean"] for p in curves[s]["real"]] if "real" in curves[s] else None
         if real and None not in real and args.at in fractions:
             k = fractions.index(args.at)
-            synthetic = {c: curves[s][c][k]["mean"] for c in conditions if c not in CLASSICAL
-                         and not c.startswith("copy-paste") and curves[s][c][k]["mean"] is not None}
+            synthetic = {c: curves[s][c][k]["mean"] for c in conditions
+                         if uses_generator(c) and curves[s][c][k]["mean"] is not None}
             if synthetic:  # "best" on validation, never on the test it is then read on
                 def on_validation(c):  # every pick here is made on validation, never on the test it is read on
                     return np.mean(seed_values(reports[args.at], args.model, c, "val"))
@@ -185,7 +190,7 @@ def plot(curves: dict, fractions: list[float], name: str, min_band_seeds: int = 
             x, m = [p["fraction"] for p in pts], [p["mean"] for p in pts]
             means += m
             ax.plot(x, m, marker="o", label=f"{c} (seeds {min(p['n_seeds'] for p in pts)}+)",
-                    linestyle="--" if c in CLASSICAL or c.startswith("copy-paste") else "-")
+                    linestyle="-" if uses_generator(c) else "--")
             if band:
                 ax.fill_between(x, [max(0.0, p["lo"]) for p in pts], [min(1.0, p["hi"]) for p in pts], alpha=0.15)
         if means:

@@ -49,8 +49,9 @@ HARD_MIXES = {"hard-half": "echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct:
 HARD_PICK = RESULTS / "seg_scarcity_hard_pick.json"
 
 
-def report_name(fraction: float) -> str:
-    return f"seg_scarcity_f{round(fraction * 100):d}"
+def report_name(fraction: float, arm: str = "") -> str:
+    """Results stem of one fraction's report; ``arm`` names another generator's (``desc``, a hard mix)."""
+    return f"seg_scarcity_{arm + '_' if arm else ''}f{round(fraction * 100):d}"
 
 
 def seg_args(args, fraction: float, conditions: list[str], seeds: str, report_only: bool = False,
@@ -59,7 +60,7 @@ def seg_args(args, fraction: float, conditions: list[str], seeds: str, report_on
     descriptor request (a sampler option, so part of its bank's key)."""
     argv = ["--profile", "scarcity", "--generator", generator or args.generator, "--work", str(args.work),
             "--conditions", ",".join(conditions), "--seeds", seeds, "--real-fraction", str(fraction),
-            "--name", report_name(fraction).replace("scarcity_", f"scarcity_{arm}_" if arm else "scarcity_")]
+            "--name", report_name(fraction, arm)]
     argv += ["--sampler-option", f"descriptors={mix}"] if mix else []
     return argv + (["--report-only"] if report_only else [])
 
@@ -90,7 +91,7 @@ def pick_hard(select_seeds: list[int]) -> str | None:
         return json.loads(HARD_PICK.read_text(encoding="utf-8"))["pick"]
     val = {}
     for name in HARD_MIXES:
-        path = RESULTS / f"seg_scarcity_{name}_f25.json"
+        path = RESULTS / f"{report_name(0.25, name)}.json"
         runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
         val[name] = [r["metrics"]["val"]["dsc"] for r in runs if r["condition"] == "bus 100%" and r["seed"] in select_seeds]
         if len(val[name]) < len(select_seeds):
@@ -129,19 +130,23 @@ def descriptor_arms(args, seed: int, select: list[int], done: list[int]) -> None
             run(fraction, "hard", HARD_MIXES[hard], done, True)
 
 
-def import_committed(args, seeds: str) -> None:
+def import_committed(args) -> None:
     """Copy the finished runs of the committed reports into ``--work`` (a new machine): every fraction's
-    report, and issue 34's default-draw arm where it ran; reports go to a scratch folder, so the committed
-    ones are left as they are."""
+    report and, with ``--descriptor-generator``, each of issue 34's arms (default draws, the hard mixes,
+    the picked one); reports go to a scratch folder, so the committed ones are left as they are."""
+    arms = [("", args.generator, BASE + CANDIDATES, FRACTIONS, None)]
+    if args.descriptor_generator:
+        arms.append(("desc", args.descriptor_generator, ["real", "bus 100%"], DESC_FRACTIONS, None))
+        arms += [(name, args.descriptor_generator, ["real", "bus 100%"], (0.25,), mix) for name, mix in HARD_MIXES.items()]
+        if HARD_PICK.is_file():
+            mix = HARD_MIXES[json.loads(HARD_PICK.read_text(encoding="utf-8"))["pick"]]
+            arms.append(("hard", args.descriptor_generator, ["real", "bus 100%"], DESC_FRACTIONS, mix))
     with tempfile.TemporaryDirectory() as scratch:
-        arms = [("", args.generator, BASE + CANDIDATES, FRACTIONS)]
-        if args.descriptor_generator:
-            arms.append(("desc", args.descriptor_generator, ["real", "bus 100%"], DESC_FRACTIONS))
-        for arm, generator, conds, fractions in arms:
+        for arm, generator, conds, fractions, mix in arms:
             for fraction in fractions:
-                argv = seg_args(args, fraction, conds, seeds, report_only=True, generator=generator, arm=arm)
-                report = RESULTS / (argv[argv.index("--name") + 1] + ".json")
+                report = RESULTS / f"{report_name(fraction, arm)}.json"
                 if report.is_file():
+                    argv = seg_args(args, fraction, conds, args.seeds, True, generator=generator, arm=arm, mix=mix)
                     seg.main(seg.SEGMENTATION, argv + ["--import-runs", str(report), "--results-dir", scratch])
 
 
@@ -163,7 +168,7 @@ def main(argv=None):
     if args.arms_only and not args.descriptor_generator:
         raise SystemExit("--arms-only runs the arms of --descriptor-generator: give one")
     if args.import_committed:
-        import_committed(args, args.seeds)
+        import_committed(args)
     for seed in seeds:
         done = ",".join(str(s) for s in seeds if s <= seed)
         for fraction in () if args.arms_only else FRACTIONS:
@@ -186,7 +191,7 @@ def main(argv=None):
         reports = [f"{f}={RESULTS / (report_name(f) + '.json')}" for f in sorted(FRACTIONS)]
         for arm, label in (("desc", "bus-desc"), ("hard", "bus-desc hard mix")):  # issue 34's, where they ran
             reports += [f"{f}={path}@{label}" for f in DESC_FRACTIONS
-                        if (path := RESULTS / (report_name(f).replace("scarcity_", f"scarcity_{arm}_") + ".json")).is_file()]
+                        if (path := RESULTS / (report_name(f, arm) + ".json")).is_file()]
         scarcity.main(sum((["--report", r] for r in reports), []))
 
 if __name__ == "__main__":

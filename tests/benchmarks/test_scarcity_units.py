@@ -275,3 +275,18 @@ def test_the_figure_draws_complete_conditions_and_bands_only_from_three_seeds():
 
     out = drawn({"real": pts(3, 3, 3), "ordinary": pts(3, 2, 3), "bank 400%": pts(0, 2, 0)})
     assert out == {"real": True, "ordinary": False}
+
+
+def test_import_committed_takes_a_hard_mix_arm_with_its_descriptor_request(tmp_path, monkeypatch):
+    """A hard mix's bank key carries its descriptor request: the import must ask for the same bank."""
+    import benchmarks.scarcity_matrix as sm
+
+    calls = []
+    (tmp_path / "seg_scarcity_hard-all_f25.json").write_text('{"runs": []}')
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm, "HARD_PICK", tmp_path / "hard.json")
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    sm.import_committed(sm.argparse.Namespace(generator="g", descriptor_generator="ckpt/desc", seeds="0",
+                                              work=tmp_path / "w"))
+    assert len(calls) == 1 and calls[0][calls[0].index("--name") + 1] == "seg_scarcity_hard-all_f25"
+    assert f"descriptors={sm.HARD_MIXES['hard-all']}" in calls[0]
