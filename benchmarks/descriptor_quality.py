@@ -16,7 +16,9 @@ train shares and measured the way real lesions are
 - Frechet / kernel distance to the train part (EfficientNet-Lite0 features).
 
 Control (checkpoints trained on descriptor prompts): ``--per-bin`` pairs asked for each
-echogenicity word land in that word's contrast range or not; a preview grid per word.
+echogenicity word land in that word's contrast range or not (a preview grid per word);
+``--per-bin`` pairs asked for each margin word are read as that word by the checkpoint's
+rule or not.
 
 A generator spec may carry sampling options after a comma (``NAME=CHECKPOINT,guidance_scale=4``), so
 one checkpoint is measured at several text guidances; the default guidance is chosen on these
@@ -143,6 +145,12 @@ def main(argv=None):
                 row["control"][word] = {"n": len(got), "in_range": float(np.mean((c >= lo) & (c < hi))),
                                         "median_contrast": float(np.nanmedian(c))}
                 previews[f"{name}_{word.replace(' ', '_')}"] = got[:8]
+            row["margin_control"] = {}
+            for word in MARGIN:
+                got = sample(gen.with_descriptors({"margin": {word: 1.0}}), args.per_bin, args.seed + 2,
+                             labels[: args.per_bin])
+                read = [rule.describe(p.image, p.mask)["margin"] for p in got]
+                row["margin_control"][word] = {"n": len(got), "read_as": {w: read.count(w) / len(read) for w in MARGIN}}
         rows.append(row)
         print(row, flush=True)
 
@@ -174,6 +182,13 @@ def main(argv=None):
             for word, c in r["control"].items():
                 lo, hi = ECHO_RANGE[word]
                 md.append(f"| {word} | {lo:g} to {hi:g} | {c['in_range']:.0%} | {c['median_contrast']:.0f} |")
+    for r in rows:
+        if "margin_control" in r:
+            md += ["", f"Margin control, `{r['generator']}`: {args.per_bin} pairs asked for each margin word, read by "
+                   "the checkpoint's rule (irregular: outline curvature; indistinct: boundary sharpness).", "",
+                   "| asked | read circumscribed | read indistinct | read irregular |", "|---|---|---|---|"]
+            md += [f"| {word} | " + " | ".join(f"{c['read_as'][w]:.0%}" for w in MARGIN) + " |"
+                   for word, c in r["margin_control"].items()]
     md += ["", f"Types drawn at the BUSI train shares (seed {args.seed}); the same types for every generator. Contrast: "
            "mean grey level of a ring 2-8 px outside the mask minus the mean inside the mask eroded by 2 px (128 px). "
            "Words of the real rows and of a checkpoint without descriptor prompts: the rule fitted on BUSI train. Judge: "

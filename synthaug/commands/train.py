@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import SynthaugError
 from .common import _friendly
 
 
@@ -88,12 +89,25 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
                    "factor (1/slope of made on asked contrast, from benchmarks/descriptor_quality.py).")
 @click.option("--contrast-offset", type=float, default=0.0, show_default=True,
               help="Contrast-hint ControlNets: grey levels added to every hint contrast (negative: fainter lesions).")
+@click.option("--mask-smoothing", default=None,
+              help="Blur of the SCMG masks before thresholding: a sigma in px, or 'auto' to fit one per type that "
+                   "gives the training share of irregular outlines (default: none).")
 @_friendly
 def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale, contrast_gain,
-                     contrast_offset):
+                     contrast_offset, mask_smoothing):
     """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
     from ..pipelines.bus import assemble_bus
 
     click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps,
                                     guidance_scale=guidance_scale, control_scale=control_scale,
-                                    contrast_gain=contrast_gain, contrast_offset=contrast_offset)))
+                                    contrast_gain=contrast_gain, contrast_offset=contrast_offset,
+                                    mask_smoothing=_sigma_or_auto(mask_smoothing))))
+
+
+def _sigma_or_auto(text: str | None):
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise SynthaugError(f"--mask-smoothing takes a sigma in px or 'auto', not {text!r}") from None

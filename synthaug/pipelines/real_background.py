@@ -152,7 +152,7 @@ class RealBackgroundGenerator(PairGenerator):
         targets = [self.target(s, bg, c) for s, bg, c in zip(seeds, bgs, conditions)]
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         soft = bus.masks.pipe([t.label for t in targets], [t.box for t in targets], generator=gens, output_size=size)
-        new = (soft > 0.5).float()
+        new = bus.masks.binary(soft, [t.label for t in targets])
         old = torch.stack([torch.from_numpy(resize_mask(bg.mask, (size, size))).float()[None] for bg in bgs])
         images = torch.stack([torch.from_numpy(resize_image(bg.image, (size, size))).float()[None] for bg in bgs])
         region = torch.stack([torch.from_numpy(repaint_region(o[0].numpy(), n[0].numpy(), self.dilate))[None]

@@ -98,6 +98,20 @@ def test_ldm_then_controlnet_train_and_export(cases, vae_dir, tmp_path):
     assert not torch.equal(gen.pipe(square, text, generator=g(), **kw), gen.pipe(empty, text, generator=g(), **kw))
     assert create_generator(bus, ablation="text-only").ablation == "text-only"
     assert gen.control_scale == 2.0 and create_generator(bus, control_scale=1.5).control_scale == 1.5
+
+    # a blur of the SCMG masks fitted at assembly becomes the checkpoint's default; a bad value is one line
+    smooth = assemble_bus(vae_dir, final, final_cn, scmg, tmp_path / "bus_s", default_steps=2, mask_smoothing="auto")
+    fitted = json.loads((smooth / "synthaug.json").read_text(encoding="utf-8"))["mask_smoothing"]
+    assert set(fitted) == set(gen.irregular_targets()) and create_generator(smooth).masks.smoothing == fitted
+    from click.testing import CliRunner
+
+    from synthaug.cli import main
+
+    res = CliRunner().invoke(main, ["assemble-bus", "--vae", str(vae_dir), "--ldm", str(final), "--controlnet",
+                                    str(final_cn), "--scmg", str(scmg), "--out", str(tmp_path / "bus_x"),
+                                    "--mask-smoothing", "soft"])
+    assert res.exit_code != 0 and "--mask-smoothing" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "bus_x").exists()
     with pytest.raises(SynthaugError, match="ablation"):
         create_generator(bus, ablation="no-text")
 
