@@ -198,6 +198,14 @@ def _done_steps(final: Path) -> int:
     return int(info.get("steps", 0)) if info else 0
 
 
+def finished_parts(out: str | Path) -> list[str]:
+    """Parts of the fit in ``out`` that reached their planned steps (their ``final`` is what the next part uses)."""
+    out = Path(out)
+    plan = _read_json(out / PLAN_NAME) or {"parts": {}}
+    return [part for part, p in plan["parts"].items()
+            if p.get("started") and _done_steps(out / part / "final") >= p["steps"]]
+
+
 def fit(raw: str | Path, generator: str = "bus", profile: str = "cpu-128", out: str | Path = "fit",
         minutes: float | None = None, assignments=(), progress: bool = True) -> Path:
     """Train every part of ``generator`` on ``raw``'s training cases into ``out``; returns ``out/checkpoint``."""
@@ -267,7 +275,7 @@ def fit(raw: str | Path, generator: str = "bus", profile: str = "cpu-128", out: 
     for part in names:
         folder = out / part
         bar.set_description(f"fit {part}")
-        if parts[part].get("started") and _done_steps(folder / "final") >= parts[part]["steps"]:
+        if part in finished_parts(out):
             done_before += cost[part]
             bar.update(min(bar.total, round(done_before, 2)) - bar.n)
             continue

@@ -92,16 +92,18 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
 @click.option("--mask-smoothing", default=None,
               help="Blur of the SCMG masks before thresholding: a sigma in px, or 'auto' to fit one per type that "
                    "gives the training share of irregular outlines (default: none).")
+@click.option("--match-margin", is_flag=True, default=False,
+              help="Descriptor checkpoints: an asked margin word also picks the mask outline (irregular or not).")
 @_friendly
 def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale, contrast_gain,
-                     contrast_offset, mask_smoothing):
+                     contrast_offset, mask_smoothing, match_margin):
     """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
     from ..pipelines.bus import assemble_bus
 
     click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps,
                                     guidance_scale=guidance_scale, control_scale=control_scale,
                                     contrast_gain=contrast_gain, contrast_offset=contrast_offset,
-                                    mask_smoothing=_sigma_or_auto(mask_smoothing))))
+                                    mask_smoothing=_sigma_or_auto(mask_smoothing), match_margin=match_margin)))
 
 
 def _sigma_or_auto(text: str | None):

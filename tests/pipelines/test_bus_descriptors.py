@@ -156,3 +156,25 @@ def test_mask_smoothing_fitted_on_the_checkpoint_brings_irregular_outlines_to_th
     for bad in (-1, "soft", {"benign": float("nan")}):
         with pytest.raises(SynthaugError, match="mask_smoothing"):
             check_smoothing(bad)
+
+
+def test_match_margin_picks_outlines_for_the_asked_margin_word():
+    """The margin word in the prompt alone leaves the outline as SCMG drew it (measured: every asked word read
+    81% irregular); with match_margin the outline is redrawn until it agrees with the word."""
+    from synthaug.models.descriptors import curvatures
+
+    ckpt = Path(__file__).resolve().parents[2] / "checkpoints/bus-contrast-lw-busi-128"
+    base = create_generator(ckpt, steps=2, engine="torch", match_margin=True)
+    rule = base.descriptor_rule
+
+    def irregular(gen):
+        pairs = gen.sample(n=8, seed=11)
+        assert all(p.meta["descriptors"]["margin"] == next(iter(gen.requested["margin"])) for p in pairs)
+        return np.mean([rule.margin_word(float(curvatures([p.mask])[0])) == "irregular" for p in pairs])
+
+    assert irregular(base.with_descriptors("margin=irregular")) == 1.0
+    assert irregular(base.with_descriptors("margin=circumscribed")) == 0.0
+    plain = create_generator(ckpt, steps=2, engine="torch").with_descriptors("margin=circumscribed")
+    assert plain.match_margin is False and irregular(plain) > 0  # off by default: the word alone
+    with pytest.raises(SynthaugError, match="match_margin"):
+        create_generator("bus", match_margin=True)
