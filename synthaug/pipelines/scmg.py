@@ -124,9 +124,12 @@ def check_smoothing(smoothing) -> dict[str, float]:
 
 
 def binarize(soft: torch.Tensor, labels: Sequence[str | None], smoothing: dict, threshold: float = 0.5) -> torch.Tensor:
+    """Threshold after each mask's blur: its type's sigma, else the untyped one ("None": a checkpoint fitted
+    without tumour types records its shares under no type)."""
+    sigmas = [smoothing.get(str(label), smoothing.get("None", 0.0)) for label in labels]
     out = soft.float().clone()
-    for sigma in {smoothing.get(str(label), 0.0) for label in labels} - {0.0}:
-        rows = [i for i, label in enumerate(labels) if smoothing.get(str(label), 0.0) == sigma]
+    for sigma in set(sigmas) - {0.0}:
+        rows = [i for i, s in enumerate(sigmas) if s == sigma]
         out[rows] = gaussian_blur(soft[rows].float(), sigma)
     return (out > threshold).float()
 

@@ -178,3 +178,17 @@ def test_match_margin_picks_outlines_for_the_asked_margin_word():
     assert plain.match_margin is False and irregular(plain) > 0  # off by default: the word alone
     with pytest.raises(SynthaugError, match="match_margin"):
         create_generator("bus", match_margin=True)
+
+
+def test_binarize_blurs_each_mask_by_its_type_and_falls_back_to_the_untyped_sigma():
+    import torch
+
+    from synthaug.pipelines.scmg import binarize
+
+    soft = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    plain = (soft > 0.5).float()
+    assert torch.equal(binarize(soft, ["benign", "malignant", None], {}), plain)  # no smoothing: as before
+    typed = binarize(soft, ["benign", "malignant", None], {"benign": 1.0})
+    assert not torch.equal(typed[0], plain[0]) and torch.equal(typed[1:], plain[1:])
+    untyped = binarize(soft, ["benign", None], {"None": 1.0})  # a checkpoint fitted without types
+    assert not torch.equal(untyped[0], plain[0]) and not torch.equal(untyped[1], plain[2])
