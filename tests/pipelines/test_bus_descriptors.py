@@ -190,5 +190,5 @@ def test_binarize_blurs_each_mask_by_its_type_and_falls_back_to_the_untyped_sigm
     assert torch.equal(binarize(soft, ["benign", "malignant", None], {}), plain)  # no smoothing: as before
     typed = binarize(soft, ["benign", "malignant", None], {"benign": 1.0})
     assert not torch.equal(typed[0], plain[0]) and torch.equal(typed[1:], plain[1:])
-    untyped = binarize(soft, ["benign", None], {"None": 1.0})  # a checkpoint fitted without types
-    assert not torch.equal(untyped[0], plain[0]) and not torch.equal(untyped[1], plain[2])
+    untyped = binarize(soft[:2], ["benign", None], {"None": 1.0})  # a checkpoint fitted without types
+    assert not torch.equal(untyped[0], plain[0]) and not torch.equal(untyped[1], plain[1])
