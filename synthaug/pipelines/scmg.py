@@ -126,6 +126,8 @@ def check_smoothing(smoothing) -> dict[str, float]:
 def binarize(soft: torch.Tensor, labels: Sequence[str | None], smoothing: dict, threshold: float = 0.5) -> torch.Tensor:
     """Threshold after each mask's blur: its type's sigma, else the untyped one ("None": a checkpoint fitted
     without tumour types records its shares under no type)."""
+    if not smoothing:  # the sampling default: no copy
+        return (soft > threshold).float()
     sigmas = [smoothing.get(str(label), smoothing.get("None", 0.0)) for label in labels]
     out = soft.float().clone()
     for sigma in set(sigmas) - {0.0}:
@@ -150,7 +152,7 @@ def fit_mask_smoothing(masks: ScmgMasks, targets: dict[str, tuple[float, float]]
                           output_size=masks.output_size)
         gaps = []
         for sigma in grid:
-            k = boundary_curvature((gaussian_blur(soft, sigma) > 0.5).float()).numpy()
+            k = boundary_curvature(binarize(soft, [label] * n, {label: sigma})).numpy()
             gaps.append(abs(float(np.nanmean(k > threshold)) - share))
         out[label] = float(grid[int(np.argmin(gaps))])
     return out
