@@ -56,38 +56,60 @@ def lesion_contrast(image: np.ndarray, mask: np.ndarray) -> float:
 
 
 CONTRAST_SCALE = 100.0  # grey levels per unit of the contrast hint channel
+EDGE_BAND = 3  # px each side of the outline: where ``boundary_sharpness`` measures the step
+SHARPNESS_MAX = 2.0  # the edge channel's clip (a step above twice the contrast is noise on a faint lesion)
 
 
-def control_hint(masks, contrasts=None):
-    """The ControlNet's hint (B, C, H, W) for masks (B, 1, H, W) in {0, 1}: the mask in [-1, 1], and with
+def edge_band(masks, width: int = EDGE_BAND):
+    """(B, 1, H, W): 1 within ``width`` px of each mask's outline, inside or outside, else 0."""
+    import torch.nn.functional as F
+
+    k = 2 * width + 1
+    return F.max_pool2d(masks, k, stride=1, padding=width) + F.max_pool2d(-masks, k, stride=1, padding=width)
+
+
+def control_hint(masks, contrasts=None, sharpness=None):
+    """The ControlNet's hint (B, C, H, W) for masks (B, 1, H, W) in {0, 1}: the mask in [-1, 1]; with
     ``contrasts`` (B,) a second channel holding each lesion's lesion-to-surround contrast inside its mask
-    (``contrast / CONTRAST_SCALE``, 0 outside). The mask says where the lesion is; the second channel says
-    how visible it is, per case, which a prompt word alone did not make the network follow."""
+    (``contrast / CONTRAST_SCALE``, 0 outside); with ``sharpness`` (B,) too, a third holding each lesion's
+    boundary sharpness on the band where it is measured (``edge_band``, 0 elsewhere). The mask says where
+    the lesion is; the other channels say how visible it is and how sharp its edge, per case, which a
+    prompt word alone did not make the network follow."""
     import torch
 
     masks = masks.float()
     hint = masks * 2 - 1
     if contrasts is None:
+        if sharpness is not None:
+            raise SynthaugError("the edge channel comes after the contrast channel: give contrasts too")
         return hint
-    c = torch.as_tensor(contrasts, dtype=torch.float32, device=masks.device).view(-1, 1, 1, 1)
-    return torch.cat([hint, masks * c / CONTRAST_SCALE], 1)
+
+    def per_case(values):
+        return torch.as_tensor(values, dtype=torch.float32, device=masks.device).view(-1, 1, 1, 1)
+
+    channels = [hint, masks * per_case(contrasts) / CONTRAST_SCALE]
+    if sharpness is not None:
+        channels.append(edge_band(masks) * per_case(sharpness).clamp(0, SHARPNESS_MAX))
+    return torch.cat(channels, 1)
 
 
-def contrast_table(contrasts, words: list[dict], labels: list) -> dict:
-    """The training contrasts by type and echogenicity word (rounded to 0.1), which sampling draws from."""
+def word_table(values, words: list[dict], labels: list, kind: str = "echo", digits: int = 1) -> dict:
+    """A training measure (contrast by echogenicity word, sharpness by margin word) per tumour type and
+    word, rounded to ``digits``: sampling draws from it (``draw_measured``)."""
     table: dict = {}
-    for c, w, lab in zip(contrasts, words, labels):
-        if np.isfinite(c):
-            table.setdefault(str(lab), {}).setdefault(w["echo"], []).append(round(float(c), 1))
+    for v, w, lab in zip(values, words, labels):
+        if np.isfinite(v):
+            table.setdefault(str(lab), {}).setdefault(w[kind], []).append(round(float(v), digits))
     return table
 
 
-def draw_contrast(table: dict, label: str, echo: str, seed: int) -> float:
-    """A training contrast of this type and echogenicity word (any type's when this one has none)."""
-    pool = table.get(str(label), {}).get(echo) or [c for t in table.values() for c in t.get(echo, [])]
+def draw_measured(table: dict, label: str, word: str, seed: int, salt: int = 35) -> float:
+    """A training lesion's value of this type and word (any type's when this one has none); ``salt``
+    keeps the draws of different measures of one pair independent."""
+    pool = table.get(str(label), {}).get(word) or [c for t in table.values() for c in t.get(word, [])]
     if not pool:
-        raise SynthaugError(f"no training lesion was {echo}: this checkpoint cannot draw its contrast")
-    return float(pool[int(np.random.default_rng([int(seed), 35]).integers(len(pool)))])
+        raise SynthaugError(f"no training lesion was {word}: this checkpoint cannot draw its hint value")
+    return float(pool[int(np.random.default_rng([int(seed), salt]).integers(len(pool)))])
 
 
 def boundary_sharpness(image: np.ndarray, mask: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
-from ..models.descriptors import (DescriptorRule, control_hint, curvatures, descriptor_prompt, draw_contrast,
+from ..models.descriptors import (DescriptorRule, control_hint, curvatures, descriptor_prompt, draw_measured,
                                   parse_mix)
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
 from ..precision import use_bf16
@@ -50,20 +50,22 @@ class BusPipeline(DiffusionPipeline):
                  guidance_scale: float = 1.0, num_inference_steps: int = 20, scheduler: str = "dpm++",
                  generator=None, control_scale: float = 1.0, bf16: bool = True, progress: bool = False,
                  keep_latents: torch.Tensor | None = None, keep_mask: torch.Tensor | None = None,
-                 engine=None, contrast: Sequence[float] | None = None) -> torch.Tensor:
+                 engine=None, contrast: Sequence[float] | None = None,
+                 sharpness: Sequence[float] | None = None) -> torch.Tensor:
         """Images (B, 1, H, W) in [-1, 1] for masks (B, 1, H, W) in {0, 1} and prompt embeddings (B, L, D).
 
         With ``keep_latents`` (scaled VAE latents of real images) and ``keep_mask`` (B, 1, h, w), 1 where
         the real latent is kept, each step holds the kept part on the real latent noised to the next
         timestep (blended latent diffusion), so only the rest is generated. ``engine`` (an
         ``engines.OpenVinoEngine``) runs the step and the decode instead of torch eager. ``contrast`` (B,):
-        each lesion's lesion-to-surround contrast for a ControlNet trained with the contrast hint."""
+        each lesion's lesion-to-surround contrast for a ControlNet trained with the contrast hint; ``sharpness``
+        (B,): each lesion's boundary sharpness for one trained with the edge hint too."""
         device = self.unet.device
         b, size = masks.shape[0], masks.shape[-1]
         latent = self.unet.config.sample_size
         x = randn_tensor((b, self.unet.config.in_channels, latent, latent), generator=generator, device=device,
                          dtype=torch.float32)
-        cond = control_hint(masks.to(device, torch.float32), contrast)
+        cond = control_hint(masks.to(device, torch.float32), contrast, sharpness)
         cfg = guidance_scale != 1.0 and null_text is not None
         text = text.to(device)
         if cfg:
@@ -150,6 +152,7 @@ class BusGenerator(PairGenerator):
         self.control_scale = float(control_scale if control_scale is not None else info.get("control_scale", 1.0))
         self.descriptor_rule = DescriptorRule(**info["descriptor_rule"]) if info.get("descriptor_rule") else None
         self.contrast_table = (info.get("contrast_control") or {}).get("table")  # training contrasts per word
+        self.sharpness_table = (info.get("edge_control") or {}).get("table")  # training edge sharpness per margin
         self.contrast_gain = float(contrast_gain if contrast_gain is not None else info.get("contrast_gain", 1.0))
         self.contrast_offset = float(contrast_offset if contrast_offset is not None else info.get("contrast_offset", 0.0))
         if self.contrast_gain <= 0:
@@ -261,20 +264,23 @@ class BusGenerator(PairGenerator):
         words = ([self.words(m[0].numpy(), c.label, int(s)) for m, c, s in zip(masks, conds, seeds)]
                  if self.descriptor_rule is not None else [None] * len(prompts))  # each pair's requested words
         contrast = self.contrasts(words, [c.label for c in conds], seeds)
+        sharpness = self.sharpnesses(words, [c.label for c in conds], seeds)
         if self.ablation == "mask-only":
             prompts = [""] * len(prompts)
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
                            control_scale=0.0 if self.ablation == "text-only" else self.control_scale,
-                           engine=self.runner, contrast=self.hint_contrasts(contrast))
+                           engine=self.runner, contrast=self.hint_contrasts(contrast), sharpness=sharpness)
         imgs = to_uint8(images)
         extra = {"descriptors_requested": self.requested} if self.requested else {}
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
                                                       "steps": self.steps, "scheduler": self.scheduler,
                                                       "ablation": self.ablation, **extra,
                                                       **({"descriptors": w} if w else {}),
-                                                      **({"contrast_requested": k} if k is not None else {})})
-                for i, m, c, p, w, k in zip(imgs, masks, conds, prompts, words, contrast or [None] * len(imgs))]
+                                                      **({"contrast_requested": k} if k is not None else {}),
+                                                      **({"sharpness_requested": e} if e is not None else {})})
+                for i, m, c, p, w, k, e in zip(imgs, masks, conds, prompts, words, contrast or [None] * len(imgs),
+                                               sharpness or [None] * len(imgs))]
 
     def _match_margin_shapes(self, masks: torch.Tensor, conds, seeds, free_box, tries: int = MARGIN_TRIES):
         """Each pair's outline redrawn (same type; a new training box where none was asked for; seeds derived
@@ -298,10 +304,18 @@ class BusGenerator(PairGenerator):
 
     def contrasts(self, words: list, labels: list, seeds) -> list[float] | None:
         """Each lesion's contrast for a checkpoint trained with the contrast hint: a training lesion's
-        contrast of the pair's type and echogenicity word (``draw_contrast``); None for other checkpoints."""
+        contrast of the pair's type and echogenicity word (``draw_measured``); None for other checkpoints."""
         if not self.contrast_table:
             return None
-        return [draw_contrast(self.contrast_table, lab, w["echo"], int(s)) for w, lab, s in zip(words, labels, seeds)]
+        return [draw_measured(self.contrast_table, lab, w["echo"], int(s)) for w, lab, s in zip(words, labels, seeds)]
+
+    def sharpnesses(self, words: list, labels: list, seeds) -> list[float] | None:
+        """Each lesion's boundary sharpness for a checkpoint trained with the edge hint: a training lesion's
+        of the pair's type and margin word, so an indistinct pair asks for a soft edge; None for others."""
+        if not self.sharpness_table:
+            return None
+        return [draw_measured(self.sharpness_table, lab, w["margin"], int(s), salt=36)
+                for w, lab, s in zip(words, labels, seeds)]
 
     def hint_contrasts(self, contrast: list[float] | None) -> list[float] | None:
         """The contrasts written into the hint: the wanted ones stretched by ``contrast_gain`` about the training
@@ -345,6 +359,8 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
     control_info = _part_info(controlnet)
     if control_info.get("contrast_control"):  # the ControlNet's hint has the contrast channel
         words["contrast_control"] = control_info["contrast_control"]
+        if control_info.get("edge_control"):
+            words["edge_control"] = control_info["edge_control"]
         words.update(contrast_gain=contrast_gain, contrast_offset=contrast_offset)
     info = {"generator": "bus", "output_size": ldm_info["resolution"], "default_steps": default_steps,
             "default_scheduler": default_scheduler, "guidance_scale": guidance_scale, "control_scale": control_scale,

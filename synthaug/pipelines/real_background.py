@@ -163,12 +163,15 @@ class RealBackgroundGenerator(PairGenerator):
             vae = bus.pipe.vae
             real_latents = vae.encode(images / 127.5 - 1).latent_dist.mean * vae.config.scaling_factor
         prompts = [bus.prompt(n[0].numpy(), t.label, int(s)) for n, t, s in zip(new, targets, seeds)]
-        contrast = bus.contrasts([bus.words(n[0].numpy(), t.label, int(s)) for n, t, s in zip(new, targets, seeds)],
-                                 [t.label for t in targets], seeds) if bus.contrast_table else None
+        words = ([bus.words(n[0].numpy(), t.label, int(s)) for n, t, s in zip(new, targets, seeds)]
+                 if bus.contrast_table else None)
+        labels = [t.label for t in targets]
+        contrast = bus.contrasts(words, labels, seeds) if words else None
+        sharpness = bus.sharpnesses(words, labels, seeds) if words else None
         out = bus.pipe(new, bus.text(prompts), bus.text([""]), guidance_scale=bus.guidance_scale,
                        num_inference_steps=bus.steps, scheduler=bus.scheduler, generator=gens, bf16=bus.bf16,
                        control_scale=bus.control_scale, keep_latents=real_latents, keep_mask=keep, engine=bus.runner,
-                       contrast=contrast)
+                       contrast=contrast, sharpness=sharpness)
         generated = to_uint8(out)
         pairs = []
         for gen_img, n, bg, t, p in zip(generated, new, bgs, targets, prompts):

@@ -74,18 +74,37 @@ def test_the_contrast_hint_holds_each_lesions_contrast_inside_its_mask():
     assert hint[:, 1, 0, 0].abs().sum() == 0
 
 
+
+def test_the_edge_hint_holds_each_lesions_sharpness_on_the_band_where_it_is_measured():
+    import torch
+
+    from synthaug.models.descriptors import EDGE_BAND, SHARPNESS_MAX, control_hint
+
+    masks = torch.zeros(2, 1, 24, 24)
+    masks[:, :, 8:16, 8:16] = 1
+    hint = control_hint(masks, [40.0, 40.0], [0.3, 5.0])
+    assert hint.shape == (2, 3, 24, 24) and torch.equal(hint[:, :2], control_hint(masks, [40.0, 40.0]))
+    band = hint[0, 2] > 0
+    rows = band[:, 12].nonzero().flatten().tolist()  # a line across the left and right edges
+    assert rows == list(range(8 - EDGE_BAND, 8 + EDGE_BAND)) + list(range(16 - EDGE_BAND, 16 + EDGE_BAND))
+    assert hint[0, 2, 12, 12] == 0 and hint[0, 2, 0, 0] == 0  # not deep inside, not far outside
+    assert hint[0, 2][band].unique().tolist() == [pytest.approx(0.3)]
+    assert hint[1, 2].max() == SHARPNESS_MAX  # clipped
+    with pytest.raises(SynthaugError, match="contrast"):
+        control_hint(masks, None, [0.3, 0.3])
+
 def test_contrasts_are_drawn_from_the_training_lesions_of_that_type_and_word():
-    from synthaug.models.descriptors import contrast_table, draw_contrast
+    from synthaug.models.descriptors import draw_measured, word_table
 
     words = [{"echo": e} for e in ("isoechoic", "isoechoic", "hypoechoic", "markedly hypoechoic")]
-    table = contrast_table([12.0, 25.04, float("nan"), 95.0], words, ["benign", "benign", "malignant", "benign"])
+    table = word_table([12.0, 25.04, float("nan"), 95.0], words, ["benign", "benign", "malignant", "benign"])
     assert table == {"benign": {"isoechoic": [12.0, 25.0], "markedly hypoechoic": [95.0]}}  # NaN left out
-    drawn = {draw_contrast(table, "benign", "isoechoic", s) for s in range(40)}
-    assert drawn == {12.0, 25.0} and draw_contrast(table, "benign", "isoechoic", 3) == draw_contrast(
+    drawn = {draw_measured(table, "benign", "isoechoic", s) for s in range(40)}
+    assert drawn == {12.0, 25.0} and draw_measured(table, "benign", "isoechoic", 3) == draw_measured(
         table, "benign", "isoechoic", 3)
-    assert draw_contrast(table, "malignant", "markedly hypoechoic", 0) == 95.0  # another type's when none
+    assert draw_measured(table, "malignant", "markedly hypoechoic", 0) == 95.0  # another type's when none
     with pytest.raises(SynthaugError, match="hypoechoic"):
-        draw_contrast(table, "malignant", "hypoechoic", 0)
+        draw_measured(table, "malignant", "hypoechoic", 0)
 
 
 def test_a_grown_hint_encoder_computes_what_the_loaded_one_did():

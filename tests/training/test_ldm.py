@@ -146,3 +146,37 @@ def test_lesion_weighted_loss_differs_from_the_plain_one_and_refuses_negative_we
     assert np.isfinite(losses).all() and losses[0] != losses[1]
     with pytest.raises(SynthaugError, match="lesion_weight"):
         create_objective("ldm", dict(kw, lesion_weight=-1))
+
+
+def test_the_edge_hint_controlnet_trains_exports_its_table_and_samples_each_pairs_sharpness(cases, vae_dir, tmp_path):
+    """Issue 34: a third hint channel carries each lesion's boundary sharpness; sampling draws it from the
+    training lesions of the pair's type and margin word and records it."""
+    from synthaug import create_generator
+    from synthaug.pipelines.bus import assemble_bus
+    from tests.training.test_scmg import TINY as SCMG_TINY
+
+    cfg = TrainConfig(steps=1, batch_size=3, warmup_steps=0, save_every=1000, log_every=1, ema_decay=None)
+    kw = dict(vae=str(vae_dir), resolution=32, max_length=12, prompts="descriptors")
+    ldm = train(create_objective("ldm", dict(kw, unet=UNET)), cases, cfg, tmp_path / "ldm")
+    with pytest.raises(SynthaugError, match="contrast_control"):
+        create_objective("controlnet", dict(kw, ldm=str(ldm), edge_control=True))
+    cn = create_objective("controlnet", dict(kw, ldm=str(ldm), contrast_control=True, edge_control=True,
+                                             controlnet=dict(conditioning_channels=(8, 16))))
+    assert cn.models["controlnet"].config.conditioning_channels == 3
+    final = train(cn, cases, cfg, tmp_path / "cn")
+    table = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))["edge_control"]["table"]
+    measured = {round(w["sharpness"], 3) for w in (cn.cache["rule"].describe((c["image"][0] * 255).round().numpy(),
+                                                                                c["mask"][0].numpy()) for c in cases)}
+    assert {v for t in table.values() for vs in t.values() for v in vs} <= measured | {None}
+    assert set(table) <= {"benign", "malignant"} and all(set(t) <= {"circumscribed", "indistinct", "irregular"}
+                                                          for t in table.values())
+
+    scmg = train(create_objective("scmg", {**SCMG_TINY, "output_size": 32}), cases,
+                 TrainConfig(steps=1, batch_size=3, warmup_steps=0, save_every=1000, grad_clip=0.0), tmp_path / "scmg")
+    gen = create_generator(assemble_bus(vae_dir, ldm, final, scmg, tmp_path / "bus", default_steps=2))
+    word = next(iter(next(iter(table.values()))))  # a margin word some training lesion had
+    pairs = gen.with_descriptors({"margin": {word: 1}}).sample(3, seed=0)
+    for p in pairs:
+        assert p.meta["descriptors"]["margin"] == word
+        pool = table.get(p.meta["label"], {}).get(word) or [v for t in table.values() for v in t.get(word, [])]
+        assert p.meta["sharpness_requested"] in pool

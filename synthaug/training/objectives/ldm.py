@@ -19,8 +19,8 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ...errors import SynthaugError
 from ...models.ldm import latent_unet, load_grown, mask_controlnet, vae_factor
-from ...models.descriptors import (CONTRAST_SCALE, DescriptorRule, contrast_table, control_hint, descriptor_prompt,
-                                   lesion_contrast)
+from ...models.descriptors import (CONTRAST_SCALE, SHARPNESS_MAX, DescriptorRule, control_hint,
+                                   descriptor_prompt, lesion_contrast, word_table)
 from ...models.text import PromptRule, TextEncoder
 from ...pipelines.base import LABELS, write_generator_info
 from ...pipelines.loading import load_vae
@@ -47,7 +47,8 @@ class LatentDiffusionObjective:
                  text_encoder: str | None = None, resolution: int = 128, unet: dict | None = None,
                  controlnet: dict | None = None, prompt_dropout: float = 0.1, num_train_timesteps: int = 1000,
                  max_length: int = 24, hflip: bool = True, single_class: bool | None = None,
-                 prompts: str = "type-median", contrast_control: bool = False, lesion_weight: float = 0.0):
+                 prompts: str = "type-median", contrast_control: bool = False, edge_control: bool = False,
+                 lesion_weight: float = 0.0):
         if stage not in ("ldm", "controlnet"):
             raise SynthaugError(f"stage must be ldm or controlnet, not {stage!r}")
         if prompts not in PROMPT_STYLES:
@@ -56,6 +57,9 @@ class LatentDiffusionObjective:
         if contrast_control and (stage != "controlnet" or prompts != "descriptors"):
             raise SynthaugError("model.contrast_control is a controlnet-stage option with model.prompts: descriptors")
         self.contrast_control = bool(contrast_control)  # a second hint channel: each lesion's measured contrast
+        if edge_control and not contrast_control:
+            raise SynthaugError("model.edge_control (the edge-sharpness hint channel) needs model.contrast_control")
+        self.edge_control = bool(edge_control)  # a third: each lesion's boundary sharpness, on its edge band
         if lesion_weight < 0:
             raise SynthaugError(f"model.lesion_weight must be >= 0, not {lesion_weight}")
         self.lesion_weight = float(lesion_weight)
@@ -81,7 +85,7 @@ class LatentDiffusionObjective:
             self.unet = UNet2DConditionModel.from_pretrained(str(ldm), subfolder="unet", dtype=torch.float32)
             self.unet.requires_grad_(False).eval()
             self.models = {"controlnet": mask_controlnet(self.unet, self.factor, **(controlnet or {}),
-                                                         hint_channels=2 if contrast_control else 1)}
+                                                         hint_channels=1 + self.contrast_control + self.edge_control)}
         self.ldm_path = ldm
         self.cache: dict = {}
 
@@ -119,15 +123,19 @@ class LatentDiffusionObjective:
             ids += list(batch["case_id"])
         if self.single_class or (self.single_class is None and not any(labels)):
             self.single_class, labels = True, [LABELS[0]] * len(labels)
-        contrast = None
+        contrast = sharpness = None
         if self.prompt_style == "descriptors":
             rule = DescriptorRule.fit(images, masks, labels)
             words = [rule.describe(i, m) for i, m in zip(images, masks)]
             prompts = [descriptor_prompt(lab, w["echo"], w["margin"]) for w, lab in zip(words, labels)]
             if self.contrast_control:
                 c = np.array([lesion_contrast(i, m) for i, m in zip(images, masks)])
-                self.contrast_table = contrast_table(c, words, labels)
+                self.contrast_table = word_table(c, words, labels, "echo")
                 contrast = torch.tensor(np.where(np.isfinite(c), c, np.nanmedian(c)), dtype=torch.float32)
+            if self.edge_control:
+                k = np.array([w["sharpness"] for w in words])
+                self.sharpness_table = word_table(k, words, labels, "margin", digits=3)
+                sharpness = torch.tensor(np.where(np.isfinite(k), k, np.nanmedian(k)), dtype=torch.float32)
         else:
             rule = PromptRule.fit(images, masks, labels)
             prompts = [rule.prompt(i, m, l) for i, m, l in zip(images, masks, labels)]
@@ -135,7 +143,8 @@ class LatentDiffusionObjective:
         self.cache = {"index": {c: k for k, c in enumerate(ids)}, "mean": torch.cat(mean), "std": torch.cat(std),
                       "prompt_id": torch.tensor([unique.index(p) for p in prompts]), "prompts": unique,
                       "embeddings": self.text(unique), "rule": rule,
-                      "prompt_counts": {p: prompts.count(p) for p in unique[:-1]}, "contrast": contrast}
+                      "prompt_counts": {p: prompts.count(p) for p in unique[:-1]}, "contrast": contrast,
+                      "sharpness": sharpness}
 
     def _batch(self, batch):
         idx = torch.tensor([self.cache["index"][c] for c in batch["case_id"]])
@@ -148,8 +157,9 @@ class LatentDiffusionObjective:
         if mask.shape[-1] != self.resolution:
             mask = F.interpolate(mask, size=(self.resolution,) * 2, mode="nearest")
         mask = torch.where(flip.view(-1, 1, 1, 1), mask.flip(-1), mask)
-        contrast = self.cache["contrast"][idx] if self.cache.get("contrast") is not None else None
-        return latents, self.cache["embeddings"][pid], control_hint(mask, contrast)
+        contrast, sharpness = (self.cache[k][idx] if self.cache.get(k) is not None else None
+                               for k in ("contrast", "sharpness"))
+        return latents, self.cache["embeddings"][pid], control_hint(mask, contrast, sharpness)
 
     def loss(self, batch, models):
         latents, text, mask = self._batch(batch)
@@ -189,6 +199,8 @@ class LatentDiffusionObjective:
                 "prompt_counts": self.cache.get("prompt_counts"), "single_class": bool(self.single_class),
                 **({"contrast_control": {"scale": CONTRAST_SCALE, "table": self.contrast_table}}
                    if self.contrast_control else {}),
+                **({"edge_control": {"clip": SHARPNESS_MAX, "table": self.sharpness_table}}
+                   if self.edge_control else {}),
                 **info}
         write_generator_info(out, meta)  # last: records the sha256 of every file saved above
         return out
