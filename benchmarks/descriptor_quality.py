@@ -45,7 +45,8 @@ from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
 from synthaug import Condition, create_generator  # noqa: E402
 from synthaug.data.datasets import PairDataset  # noqa: E402
 from synthaug.metrics import frechet_distance, image_features, kernel_distance  # noqa: E402
-from synthaug.models.descriptors import ECHOGENICITY, ISO, MARGIN, MARKED, DescriptorRule, lesion_contrast  # noqa: E402
+from synthaug.models.descriptors import (ECHOGENICITY, ISO, MARGIN, MARKED, DescriptorRule,  # noqa: E402
+                                         boundary_sharpness, lesion_contrast)
 from synthaug.pipelines.base import sample_cases  # noqa: E402
 from synthaug.preview import save_grid  # noqa: E402
 
@@ -66,12 +67,16 @@ def word_shares(rule: DescriptorRule, images, masks) -> dict:
             for kind, vocab in (("echo", ECHOGENICITY), ("margin", MARGIN))}
 
 
-def contrast_following(pairs) -> dict | None:
-    """How closely the lesions follow the contrast the sampler asked for (checkpoints with the contrast
-    hint record ``contrast_requested``): slope and Pearson r of measured on requested, median |error|.
-    A slope of 1 is full control; the percentiles alone cannot tell weak control from a narrow draw."""
-    req = np.array([p.meta.get("contrast_requested", np.nan) for p in pairs], dtype=float)
-    got = np.array([lesion_contrast(p.image, p.mask) for p in pairs])
+FOLLOWED = {"contrast": lesion_contrast, "sharpness": boundary_sharpness}  # hint value -> its measure
+
+
+def following(pairs, what: str = "contrast") -> dict | None:
+    """How closely the lesions follow the hint value the sampler asked for (checkpoints with the contrast or
+    edge hint record ``contrast_requested`` / ``sharpness_requested``): slope and Pearson r of measured on
+    requested, median |error|. A slope of 1 is full control; the percentiles alone cannot tell weak
+    control from a narrow draw."""
+    req = np.array([p.meta.get(f"{what}_requested", np.nan) for p in pairs], dtype=float)
+    got = np.array([FOLLOWED[what](p.image, p.mask) for p in pairs])
     ok = np.isfinite(req) & np.isfinite(got)
     if ok.sum() < 3:
         return None
@@ -113,7 +118,8 @@ def main(argv=None):
     real_feats = image_features([r.image for r in sets["train"].records])
     reference = {"busi_train": {**contrast_row(real_i, real_m), **word_shares(busi_rule, real_i, real_m)},
                  "stu": contrast_row([r.image for r in stu], [r.mask for r in stu]),
-                 "judge_dice_real_held_out": float(held_out.mean()), "busi_rule": busi_rule.to_dict()}
+                 "judge_dice_real_held_out": float(held_out.mean()), "busi_rule": busi_rule.to_dict(),
+                 "median_sharpness": float(np.nanmedian([boundary_sharpness(i, m) for i, m in zip(real_i, real_m)]))}
     print(reference, flush=True)
     share_malignant = np.mean([lab == "malignant" for lab in real_l])
     labels = list(np.where(np.random.default_rng(args.seed).random(args.n) < share_malignant, "malignant", "benign"))
@@ -133,8 +139,9 @@ def main(argv=None):
                **contrast_row(images, masks), **word_shares(rule or busi_rule, images, masks),
                "judge_dice": float(dice_per_case(seg, ds).mean()),
                "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats)}
-        if follow := contrast_following(pairs):
-            row["contrast_following"] = follow
+        for what in FOLLOWED:
+            if follow := following(pairs, what):
+                row[f"{what}_following"] = follow
         if rule is not None:
             row["control"] = {}
             for word in ECHOGENICITY:
@@ -145,12 +152,15 @@ def main(argv=None):
                 row["control"][word] = {"n": len(got), "in_range": float(np.mean((c >= lo) & (c < hi))),
                                         "median_contrast": float(np.nanmedian(c))}
                 previews[f"{name}_{word.replace(' ', '_')}"] = got[:8]
-            row["margin_control"] = {}
+            row["margin_control"], row["sharpness_threshold"] = {}, rule.sharpness_threshold
             for word in MARGIN:
                 got = sample(gen.with_descriptors({"margin": {word: 1.0}}), args.per_bin, args.seed + 2,
                              labels[: args.per_bin])
-                read = [rule.describe(p.image, p.mask)["margin"] for p in got]
-                row["margin_control"][word] = {"n": len(got), "read_as": {w: read.count(w) / len(read) for w in MARGIN}}
+                read = [rule.describe(p.image, p.mask) for p in got]
+                row["margin_control"][word] = {"n": len(got), "read_as": {w: np.mean([r["margin"] == w for r in read])
+                                                                          for w in MARGIN},
+                                               "median_sharpness": float(np.nanmedian([r["sharpness"] for r in read]))}
+                previews[f"{name}_margin_{word}"] = got[:8]
         rows.append(row)
         print(row, flush=True)
 
@@ -168,13 +178,14 @@ def main(argv=None):
                   f"{r['below_30']:.0%} | {r['echo']['isoechoic']:.0%} | {r['echo']['markedly hypoechoic']:.0%} | "
                   f"{r['margin']['indistinct']:.0%} | {r['margin']['irregular']:.0%} | {r['judge_dice']:.3f} | "
                   f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |")
-    follows = [r for r in rows if "contrast_following" in r]
-    if follows:
-        md += ["", "Contrast asked for (drawn from training lesions of the type and word) against contrast measured, "
-               "over the pairs above (bias: median of measured minus asked):", "",
-               "| generator | slope | r | median bias | median abs. error |", "|---|---|---|---|---|"]
-        md += [f"| {r['generator']} | {f['slope']:.2f} | {f['r']:.2f} | {f.get('median_bias', float('nan')):+.0f} | "
-               f"{f['median_abs_error']:.0f} |" for r in follows for f in [r['contrast_following']]]
+    for what, fmt in (("contrast", ".0f"), ("sharpness", ".2f")):
+        follows = [r for r in rows if f"{what}_following" in r]
+        if follows:
+            md += ["", f"{what.capitalize()} asked for (drawn from training lesions of the type and word) against "
+                   f"{what} measured, over the pairs above (bias: median of measured minus asked):", "",
+                   "| generator | slope | r | median bias | median abs. error |", "|---|---|---|---|---|"]
+            md += [f"| {r['generator']} | {f['slope']:.2f} | {f['r']:.2f} | {f['median_bias']:+{fmt}} | "
+                   f"{f['median_abs_error']:{fmt}} |" for r in follows for f in [r[f'{what}_following']]]
     for r in rows:
         if "control" in r:
             md += ["", f"Control, `{r['generator']}`: {args.per_bin} pairs asked for each echogenicity word.", "",
@@ -185,10 +196,13 @@ def main(argv=None):
     for r in rows:
         if "margin_control" in r:
             md += ["", f"Margin control, `{r['generator']}`: {args.per_bin} pairs asked for each margin word, read by "
-                   "the checkpoint's rule (irregular: outline curvature; indistinct: boundary sharpness).", "",
-                   "| asked | read circumscribed | read indistinct | read irregular |", "|---|---|---|---|"]
-            md += [f"| {word} | " + " | ".join(f"{c['read_as'][w]:.0%}" for w in MARGIN) + " |"
-                   for word, c in r["margin_control"].items()]
+                   "the checkpoint's rule (irregular: outline curvature; indistinct: boundary sharpness below "
+                   f"{r.get('sharpness_threshold', busi_rule.sharpness_threshold):.2f}; real BUSI train median "
+                   f"sharpness {reference['median_sharpness']:.2f}).", "",
+                   "| asked | read circumscribed | read indistinct | read irregular | median sharpness |",
+                   "|---|---|---|---|---|"]
+            md += [f"| {word} | " + " | ".join(f"{c['read_as'][w]:.0%}" for w in MARGIN) +
+                   f" | {c.get('median_sharpness', float('nan')):.2f} |" for word, c in r["margin_control"].items()]
     md += ["", f"Types drawn at the BUSI train shares (seed {args.seed}); the same types for every generator. Contrast: "
            "mean grey level of a ring 2-8 px outside the mask minus the mean inside the mask eroded by 2 px (128 px). "
            "Words of the real rows and of a checkpoint without descriptor prompts: the rule fitted on BUSI train. Judge: "

@@ -1,4 +1,4 @@
-"""descriptor_quality.py's control measure: does a lesion follow the contrast the sampler asked for?"""
+"""descriptor_quality.py's control measure: does a lesion follow the contrast (or edge) the sampler asked for?"""
 from __future__ import annotations
 
 import sys
@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.descriptor_quality import contrast_following  # noqa: E402
+from benchmarks.descriptor_quality import following  # noqa: E402
 
 
 def pair(asked: float | None, made: float):
@@ -23,14 +23,33 @@ def pair(asked: float | None, made: float):
 
 def test_full_control_has_slope_one_and_half_control_slope_one_half():
     asked = [10, 30, 50, 70, 90]
-    full = contrast_following([pair(a, a) for a in asked])
-    half = contrast_following([pair(a, 50 + (a - 50) / 2) for a in asked])
+    full = following([pair(a, a) for a in asked])
+    half = following([pair(a, 50 + (a - 50) / 2) for a in asked])
     assert full["slope"] == pytest.approx(1, abs=0.02) and full["median_abs_error"] < 1 and full["r"] > 0.99
     assert half["slope"] == pytest.approx(0.5, abs=0.02) and half["median_abs_error"] == pytest.approx(10, abs=1)
-    shifted = contrast_following([pair(a, a + 15) for a in asked])  # follows fully, 15 grey levels too visible
+    shifted = following([pair(a, a + 15) for a in asked])  # follows fully, 15 grey levels too visible
     assert shifted["slope"] == pytest.approx(1, abs=0.02) and shifted["median_bias"] == pytest.approx(15, abs=1)
     assert shifted["intercept"] == pytest.approx(15, abs=1) and full["median_bias"] == pytest.approx(0, abs=1)
 
 
 def test_pairs_without_a_requested_contrast_give_no_measure():
-    assert contrast_following([pair(None, 40) for _ in range(5)]) is None
+    assert following([pair(None, 40) for _ in range(5)]) is None
+
+
+def soft_pair(asked: float, width: int):
+    """A 60-grey-level lesion whose edge ramps linearly over ``width`` px each side of the outline."""
+    from scipy import ndimage
+
+    mask = np.zeros((128, 128), bool)
+    mask[40:80, 40:80] = True
+    depth = ndimage.distance_transform_edt(mask) - ndimage.distance_transform_edt(~mask)  # + inside
+    image = (150 - 60 * np.clip(0.5 + depth / (2 * width), 0, 1)).astype(np.uint8) if width else \
+        np.where(mask, 90, 150).astype(np.uint8)
+    return SimpleNamespace(image=image, mask=mask, meta={"sharpness_requested": asked})
+
+
+def test_sharper_asked_edges_that_are_made_sharper_follow_with_a_positive_slope():
+    pairs = [soft_pair(a, w) for a, w in ((1.0, 0), (0.8, 2), (0.6, 3), (0.4, 5), (0.2, 8))]
+    f = following(pairs, "sharpness")
+    assert f["n"] == 5 and f["slope"] > 0.3 and f["r"] > 0.9
+    assert following([soft_pair(1.0, 0)] * 5, "contrast") is None  # no contrast was asked for
