@@ -14,6 +14,8 @@ With ``--descriptor-generator`` (issue 34) it also trains, at 25% and 100% real,
 (low-contrast, indistinct lesions oversampled): the mixes of ``HARD_MIXES`` run at 25% on the selection
 seeds, the one with the best mean validation DSC is recorded in ``seg_scarcity_hard_pick.json`` and runs
 on every seed (reports ``seg_scarcity_hard_f*``). ``real`` runs are shared with the main reports.
+``--arm NAME=CHECKPOINT`` (repeatable) adds another checkpoint's ``bus 100%`` at 25% and 100% real in the
+same way (reports ``seg_scarcity_NAME_f*``), e.g. a retrained candidate for the default ``bus``.
 
 Rerunning the same command skips finished runs and resumes a killed one from its last epoch; a
 second process on the other core takes the runs the first one does not hold (file locks). On a machine
@@ -105,19 +107,46 @@ def pick_hard(select_seeds: list[int]) -> str | None:
     return pick
 
 
+ARM_CONDITIONS = ["real", "bus 100%"]
+RESERVED_ARMS = {"desc", "hard", *HARD_MIXES}
+
+
+def parse_arms(specs: list[str] | None) -> dict[str, str]:
+    """``--arm NAME=CHECKPOINT`` values -> {name: checkpoint}; a name is its reports' stem part."""
+    arms = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path or not all(c.isalnum() or c == "-" for c in name):
+            raise SystemExit(f"--arm {spec!r}: write NAME=CHECKPOINT (NAME: letters, digits, '-')")
+        if name in RESERVED_ARMS or name in arms:
+            raise SystemExit(f"--arm {name}: the name is taken (reserved: {', '.join(sorted(RESERVED_ARMS))})")
+        arms[name] = path
+    return arms
+
+
+def run_arm(args, fraction: float, arm: str, generator: str, mix: str | None, seeds: list[int],
+            report_only: bool) -> None:
+    if seeds:
+        seg.main(seg.SEGMENTATION, seg_args(args, fraction, ARM_CONDITIONS, ",".join(map(str, seeds)), report_only,
+                                            generator=generator, arm=arm, mix=mix))
+
+
+def checkpoint_arm(args, arm: str, generator: str, seed: int, done: list[int]) -> None:
+    """One checkpoint's ``bus 100%`` (default draws) for one seed at 25% and 100%, then its reports over ``done``."""
+    for fraction in DESC_FRACTIONS:
+        run_arm(args, fraction, arm, generator, None, [seed], args.report_only)
+        run_arm(args, fraction, arm, generator, None, done, True)
+
+
 def descriptor_arms(args, seed: int, select: list[int], done: list[int]) -> None:
     """Issue 34's conditions for one seed (the descriptor checkpoint's default draws, then its hard mix),
     then their reports over the seeds ``done``."""
-    gen, conds = args.descriptor_generator, ["real", "bus 100%"]
+    gen = args.descriptor_generator
 
     def run(fraction: float, arm: str, mix: str | None, seeds: list[int], report_only: bool) -> None:
-        if seeds:
-            seg.main(seg.SEGMENTATION, seg_args(args, fraction, conds, ",".join(map(str, seeds)), report_only,
-                                                generator=gen, arm=arm, mix=mix))
+        run_arm(args, fraction, arm, gen, mix, seeds, report_only)
 
-    for fraction in DESC_FRACTIONS:
-        run(fraction, "desc", None, [seed], args.report_only)
-        run(fraction, "desc", None, done, True)
+    checkpoint_arm(args, "desc", gen, seed, done)
     if not pick_hard(select):
         for name, mix in HARD_MIXES.items():
             if seed in select:
@@ -136,11 +165,12 @@ def import_committed(args) -> None:
     the picked one); reports go to a scratch folder, so the committed ones are left as they are."""
     arms = [("", args.generator, BASE + CANDIDATES, FRACTIONS, None)]
     if args.descriptor_generator:
-        arms.append(("desc", args.descriptor_generator, ["real", "bus 100%"], DESC_FRACTIONS, None))
-        arms += [(name, args.descriptor_generator, ["real", "bus 100%"], (0.25,), mix) for name, mix in HARD_MIXES.items()]
+        arms.append(("desc", args.descriptor_generator, ARM_CONDITIONS, DESC_FRACTIONS, None))
+        arms += [(name, args.descriptor_generator, ARM_CONDITIONS, (0.25,), mix) for name, mix in HARD_MIXES.items()]
         if HARD_PICK.is_file():
             mix = HARD_MIXES[json.loads(HARD_PICK.read_text(encoding="utf-8"))["pick"]]
-            arms.append(("hard", args.descriptor_generator, ["real", "bus 100%"], DESC_FRACTIONS, mix))
+            arms.append(("hard", args.descriptor_generator, ARM_CONDITIONS, DESC_FRACTIONS, mix))
+    arms += [(name, path, ARM_CONDITIONS, DESC_FRACTIONS, None) for name, path in parse_arms(args.arm).items()]
     with tempfile.TemporaryDirectory() as scratch:
         for arm, generator, conds, fractions, mix in arms:
             for fraction in fractions:
@@ -158,15 +188,18 @@ def main(argv=None):
     ap.add_argument("--select-seeds", default="0,1", help="seeds the schedule candidates run at 25% to pick one")
     ap.add_argument("--descriptor-generator", help="issue 34: a bus checkpoint trained on descriptor prompts")
     ap.add_argument("--arms-only", action="store_true",
-                    help="only issue 34's arms (with --descriptor-generator), for a second process on the other core")
+                    help="only the arms (--descriptor-generator, --arm), for a second process on the other core")
+    ap.add_argument("--arm", action="append", metavar="NAME=CHECKPOINT",
+                    help="another checkpoint's bus 100%% at 25%% and 100%% real (reports seg_scarcity_NAME_f*)")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--import-committed", action="store_true",
                     help="first copy the finished runs of the committed reports into --work (a new machine)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     select = [int(s) for s in args.select_seeds.split(",")]
-    if args.arms_only and not args.descriptor_generator:
-        raise SystemExit("--arms-only runs the arms of --descriptor-generator: give one")
+    extra_arms = parse_arms(args.arm)
+    if args.arms_only and not (args.descriptor_generator or extra_arms):
+        raise SystemExit("--arms-only runs the arms of --descriptor-generator or --arm: give one")
     if args.import_committed:
         import_committed(args)
     for seed in seeds:
@@ -183,13 +216,16 @@ def main(argv=None):
         pick = pick_schedule(select)
         if args.descriptor_generator:
             descriptor_arms(args, seed, select, [s for s in seeds if s <= seed])
+        for arm, generator in extra_arms.items():
+            checkpoint_arm(args, arm, generator, seed, [s for s in seeds if s <= seed])
         if args.arms_only:
             continue
         for fraction in FRACTIONS:
             extra = CANDIDATES if fraction == 0.25 else [pick] if pick else []
             seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + extra, done, report_only=True))
         reports = [f"{f}={RESULTS / (report_name(f) + '.json')}" for f in sorted(FRACTIONS)]
-        for arm, label in (("desc", "bus-desc"), ("hard", "bus-desc hard mix")):  # issue 34's, where they ran
+        arm_labels = [("desc", "bus-desc"), ("hard", "bus-desc hard mix")] + [(a, f"bus-{a}") for a in extra_arms]
+        for arm, label in arm_labels:  # issue 34's and --arm's, where they ran
             reports += [f"{f}={path}@{label}" for f in DESC_FRACTIONS
                         if (path := RESULTS / (report_name(f, arm) + ".json")).is_file()]
         scarcity.main(sum((["--report", r] for r in reports), []))

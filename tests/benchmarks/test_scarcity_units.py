@@ -286,7 +286,7 @@ def test_import_committed_takes_a_hard_mix_arm_with_its_descriptor_request(tmp_p
     monkeypatch.setattr(sm, "RESULTS", tmp_path)
     monkeypatch.setattr(sm, "HARD_PICK", tmp_path / "hard.json")
     monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
-    sm.import_committed(sm.argparse.Namespace(generator="g", descriptor_generator="ckpt/desc", seeds="0",
+    sm.import_committed(sm.argparse.Namespace(generator="g", descriptor_generator="ckpt/desc", seeds="0", arm=None,
                                               work=tmp_path / "w"))
     assert len(calls) == 1 and calls[0][calls[0].index("--name") + 1] == "seg_scarcity_hard-all_f25"
     assert f"descriptors={sm.HARD_MIXES['hard-all']}" in calls[0]
@@ -322,3 +322,21 @@ def test_own_data_fit_parts_are_stored_as_they_finish_and_restored_on_a_new_mach
     assert finished_parts(fresh) == ["scmg", "vae"]
     assert (fresh / "scmg" / "final" / "README.md").read_text() == "# scmg\n"
     assert not list(store.glob("**/.*partial")) and not list(fresh.glob("**/.*partial"))
+
+
+def test_an_extra_checkpoint_arm_trains_its_bus_runs_at_25_and_100_percent_under_its_own_name(tmp_path, monkeypatch):
+    import benchmarks.scarcity_matrix as sm
+
+    calls = []
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: None)
+    sm.main(["--seeds", "0", "--work", str(tmp_path), "--arm", "edge=ckpt/edge", "--arms-only"])
+    arg = lambda a, k: a[a.index(k) + 1]  # noqa: E731
+    training = [a for a in calls if "--report-only" not in a]
+    assert [(arg(a, "--name"), arg(a, "--generator")) for a in training] == [
+        ("seg_scarcity_edge_f25", "ckpt/edge"), ("seg_scarcity_edge_f100", "ckpt/edge")]
+    assert all(arg(a, "--conditions") == "real,bus 100%" for a in training)
+    for bad in ("edge", "desc=ckpt", "hard-all=ckpt", "a b=ckpt"):
+        with pytest.raises(SystemExit, match="--arm"):
+            sm.main(["--arm", bad, "--arms-only"])
