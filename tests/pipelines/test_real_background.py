@@ -83,3 +83,27 @@ def test_refuses_a_generator_without_a_latent_space(tiny_generator_dir):
     bg = Background("c", np.zeros((32, 32), np.uint8), np.zeros((32, 32), bool))
     with pytest.raises(SynthaugError, match="bus generator"):
         RealBackgroundGenerator(create_generator(tiny_generator_dir), [bg])
+
+
+@pytest.mark.realdata
+def test_a_contrast_hint_checkpoint_repaints_with_each_lesions_drawn_contrast(busi_backgrounds):
+    """The contrast-hint ControlNet needs its hint's contrast channel in real-background mode too: the
+    contrast drawn for the pair's words, written into the hint with the checkpoint's gain and offset as in
+    full-synthetic sampling (and no edge channel, which it lacks)."""
+    bus = create_generator("checkpoints/bus-contrast-lw-busi-128", steps=2)
+    seen, pipe = {}, bus.pipe
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs)
+        return pipe(*args, **kwargs)
+
+    bus.pipe = recording
+    bus.pipe.unet, bus.pipe.vae = pipe.unet, pipe.vae
+    pairs = RealBackgroundGenerator(bus, real_backgrounds(busi_backgrounds)).sample(
+        seeds=[11], conditions=[Condition("benign")], batch_size=1)
+    assert len(pairs) == 1 and pairs[0].mask.sum() > 0
+    table = bus.contrast_table["benign"]
+    drawn = (seen["contrast"][0] - bus.contrast_centre - bus.contrast_offset) / bus.contrast_gain + bus.contrast_centre
+    assert bus.contrast_gain != 1 and len(seen["contrast"]) == 1
+    assert min(abs(drawn - c) for cs in table.values() for c in cs) < 1e-6
+    assert seen["sharpness"] is None
