@@ -180,6 +180,21 @@ def import_committed(args) -> None:
                     seg.main(seg.SEGMENTATION, argv + ["--import-runs", str(report), "--results-dir", scratch])
 
 
+def check_precision(committed: Path, here: bool) -> None:
+    """Refuse to continue a committed matrix in another precision: its runs would not be imported and every
+    run would train again, a different setting beside the committed ones (a CPU without native bf16
+    trains in float32; emulated bf16 measured 21x slower than float32 there, session 23)."""
+    if not committed.is_file():
+        return
+    runs = json.loads(committed.read_text(encoding="utf-8")).get("runs", [])
+    recorded = {r.get("settings", {}).get("bf16") for r in runs} - {None}
+    if recorded and here not in recorded:
+        this = "bf16" if here else "float32 (no native bf16 on this CPU)"
+        raise SystemExit(f"{committed.name}: the committed runs trained with bf16={recorded.pop()}, this machine would "
+                         f"train in {this}; continue the matrix on a machine like theirs, or pass --any-precision "
+                         "to start a separate one")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generator", default="checkpoints/bus-busi-128")
@@ -192,6 +207,8 @@ def main(argv=None):
     ap.add_argument("--arm", action="append", metavar="NAME=CHECKPOINT",
                     help="another checkpoint's bus 100%% at 25%% and 100%% real (reports seg_scarcity_NAME_f*)")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--any-precision", action="store_true",
+                    help="train even where the committed runs used another precision (bf16 / float32)")
     ap.add_argument("--import-committed", action="store_true",
                     help="first copy the finished runs of the committed reports into --work (a new machine)")
     args = ap.parse_args(argv)
@@ -200,6 +217,10 @@ def main(argv=None):
     extra_arms = parse_arms(args.arm)
     if args.arms_only and not (args.descriptor_generator or extra_arms):
         raise SystemExit("--arms-only runs the arms of --descriptor-generator or --arm: give one")
+    if not (args.report_only or args.any_precision):
+        from synthaug.precision import use_bf16
+
+        check_precision(RESULTS / f"{report_name(0.25)}.json", use_bf16(True))
     if args.import_committed:
         import_committed(args)
     for seed in seeds:

@@ -192,7 +192,7 @@ def _main(task: Task, argv=None) -> Path:
             banks[background].base = bank_need(len(split["sets"]["train"]), plain, shares, background)
             banks[background].n_real = len(split["sets"]["train"])
     if args.import_runs:
-        n = import_runs(args.import_runs, task, plan, banks, args.work, args.profile)
+        n = import_runs(args.import_runs, task, plan, banks, args.work, args.profile, log=print)
         print(f"imported {n} finished runs from {args.import_runs}", flush=True)
     runs = run_matrix(task, plan, split["sets"], banks, shares, args.work, args.profile, args.report_only)
     bank = banks.get("synthetic") or banks.get("real")

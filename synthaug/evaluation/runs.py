@@ -230,19 +230,26 @@ def _train_locked(task, model, cond, seed, data, bank, shares, s, path: Path, ta
     return run
 
 
-def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], work: Path, profile: str) -> int:
+def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], work: Path, profile: str,
+                log: Callable[[str], None] | None = None) -> int:
     """Seed ``work`` with the finished runs a results JSON records, so a matrix continues on a machine
     that lost its work folder instead of training them again. A run is taken only when its task,
     settings and bank key are exactly this plan's (a changed setting or generator trains anew);
-    runs already in ``work`` are never overwritten. Returns how many runs were written."""
+    runs already in ``work`` are never overwritten. Returns how many runs were written; ``log`` is told
+    which settings kept runs out (e.g. ``bf16``: a machine without native bf16 trains in float32, so the
+    recorded runs are not this plan's and the matrix would start again)."""
     recorded = json.loads(Path(report).read_text(encoding="utf-8"))
     if recorded.get("task") != task.name or recorded.get("profile") != profile:
         raise SynthaugError(f"{report}: a {recorded.get('task')} / {recorded.get('profile')} report, not "
                          f"{task.name} / {profile}")
     conds = {c.name: c for c in plan["conditions"]}
-    written = 0
+    written, differ = 0, {}
     for run in recorded.get("runs", []):
         cond = conds.get(run["condition"])
+        if cond is not None and run["settings"] != plan["settings"]:
+            for key in sorted(set(run["settings"]) | set(plan["settings"])):
+                if run["settings"].get(key) != plan["settings"].get(key):
+                    differ.setdefault(key, [run["settings"].get(key), plan["settings"].get(key), 0])[2] += 1
         if cond is None or run["settings"] != plan["settings"]:
             continue
         bank = banks.get(cond.background) if cond.synthetic else None
@@ -253,6 +260,9 @@ def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], wo
         if not path.is_file():
             write_json_atomic(path, run)
             written += 1
+    if differ and log:
+        log(f"{report}: runs with other settings not imported: " + "; ".join(
+            f"{key} recorded {old!r}, here {new!r} ({n} runs)" for key, (old, new, n) in differ.items()))
     return written
 
 

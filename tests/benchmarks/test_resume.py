@@ -204,7 +204,9 @@ def test_runs_recorded_in_a_results_json_seed_a_new_work_folder_and_are_not_trai
     write = {**done[1], "train_seconds": -1.0}  # a run already in the new work folder
     mine.parent.mkdir(parents=True)
     mine.write_text(json.dumps(write))
-    assert import_runs(report, task, plan, banks, work, "toy") == 1  # seed 0 only
+    told = []
+    assert import_runs(report, task, plan, banks, work, "toy", log=told.append) == 1  # seed 0 only
+    assert len(told) == 1 and "lr recorded 0.1, here 0.05 (1 runs)" in told[0]  # why the other run stayed out
     assert json.loads(mine.read_text())["train_seconds"] == -1.0
     assert not run_path(work, task, "toy", plan["settings"], "bus-new", "toy", bus, 0).exists()
     n_trained = len(trained)

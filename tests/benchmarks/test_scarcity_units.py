@@ -340,3 +340,23 @@ def test_an_extra_checkpoint_arm_trains_its_bus_runs_at_25_and_100_percent_under
     for bad in ("edge", "desc=ckpt", "hard-all=ckpt", "a b=ckpt"):
         with pytest.raises(SystemExit, match="--arm"):
             sm.main(["--arm", bad, "--arms-only"])
+
+
+def test_a_machine_of_another_precision_is_refused_before_anything_trains(tmp_path, monkeypatch):
+    """Session 23: a CPU without native bf16 imported none of the committed bf16 runs and began the matrix
+    again in float32; now it stops at once in one line."""
+    import json
+
+    import benchmarks.scarcity_matrix as sm
+
+    calls = []
+    (tmp_path / "seg_scarcity_f25.json").write_text(json.dumps({"runs": [{"settings": {"bf16": True}}]}))
+    monkeypatch.setattr(sm, "RESULTS", tmp_path)
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: None)
+    monkeypatch.setattr("synthaug.precision.native_bf16", lambda device="cpu": False)
+    with pytest.raises(SystemExit, match="bf16=True.*float32"):
+        sm.main(["--seeds", "0", "--work", str(tmp_path)])
+    assert calls == []
+    sm.check_precision(tmp_path / "seg_scarcity_f25.json", True)  # the same precision passes
+    sm.check_precision(tmp_path / "missing.json", False)  # nothing committed: nothing to keep apart
