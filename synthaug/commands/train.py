@@ -89,6 +89,8 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
                    "factor (1/slope of made on asked contrast, from benchmarks/descriptor_quality.py).")
 @click.option("--contrast-offset", type=float, default=0.0, show_default=True,
               help="Contrast-hint ControlNets: grey levels added to every hint contrast (negative: fainter lesions).")
+@click.option("--edge-gain", type=float, default=1.0, show_default=True,
+              help="Edge-hint ControlNets: stretch the asked boundary sharpness about the training median.")
 @click.option("--mask-smoothing", default=None,
               help="Blur of the SCMG masks before thresholding: a sigma in px, or 'auto' to fit one per type that "
                    "gives the training share of irregular outlines (default: none).")
@@ -96,14 +98,15 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
               help="Descriptor checkpoints: an asked margin word also picks the mask outline (irregular or not).")
 @_friendly
 def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, control_scale, contrast_gain,
-                     contrast_offset, mask_smoothing, match_margin):
+                     contrast_offset, edge_gain, mask_smoothing, match_margin):
     """Join trained VAE, LDM, ControlNet and SCMG into one "bus" generator checkpoint."""
     from ..pipelines.bus import assemble_bus
 
     click.echo(str(assemble_bus(vae, ldm, controlnet, scmg, out, default_steps=steps,
                                     guidance_scale=guidance_scale, control_scale=control_scale,
                                     contrast_gain=contrast_gain, contrast_offset=contrast_offset,
-                                    mask_smoothing=_sigma_or_auto(mask_smoothing), match_margin=match_margin)))
+                                    mask_smoothing=_sigma_or_auto(mask_smoothing), match_margin=match_margin,
+                                    edge_gain=edge_gain)))
 
 
 def _sigma_or_auto(text: str | None):

@@ -127,7 +127,8 @@ class BusGenerator(PairGenerator):
                  guidance_scale: float | None = None, bf16: bool = True, text_encoder: str | None = None,
                  ablation: str = "full", control_scale: float | None = None, descriptors=None,
                  contrast_gain: float | None = None, contrast_offset: float | None = None,
-                 mask_smoothing: float | dict | str | None = None, match_margin: bool | None = None):
+                 mask_smoothing: float | dict | str | None = None, match_margin: bool | None = None,
+                 edge_gain: float | None = None):
         """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
         empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned).
         ``control_scale`` multiplies the ControlNet's residuals (diffusers' ``controlnet_conditioning_scale``);
@@ -138,7 +139,9 @@ class BusGenerator(PairGenerator):
         before thresholding (sigma in px, or ``{type: sigma}``; ``"auto"``: fitted now so each type's share of
         irregular outlines is the training share, ``scmg.fit_mask_smoothing``); default: the checkpoint's, else none.
         ``match_margin``: a requested margin word also picks the outline (the prompt word alone does not change
-        it: ``_match_margin_shapes``); default: the checkpoint's, else off."""
+        it: ``_match_margin_shapes``); default: the checkpoint's, else off. ``edge_gain`` stretches the asked
+        boundary sharpness about the training median in the hint of an edge-hint checkpoint (as
+        ``contrast_gain`` does the contrast); default: the checkpoint's, else 1."""
         if ablation not in self.ABLATIONS:
             raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
         self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
@@ -159,8 +162,13 @@ class BusGenerator(PairGenerator):
             raise SynthaugError(f"contrast_gain must be positive, not {self.contrast_gain}")
         if not self.contrast_table and (contrast_gain is not None or contrast_offset is not None):
             raise SynthaugError("contrast_gain and contrast_offset need a bus checkpoint trained with the contrast hint")
-        self.contrast_centre = (float(np.median([c for t in self.contrast_table.values() for cs in t.values() for c in cs]))
-                                if self.contrast_table else None)  # the training median the gain stretches about
+        self.contrast_centre = _table_median(self.contrast_table)  # the training median the gain stretches about
+        self.edge_gain = float(edge_gain if edge_gain is not None else info.get("edge_gain", 1.0))
+        if self.edge_gain <= 0:
+            raise SynthaugError(f"edge_gain must be positive, not {self.edge_gain}")
+        if not self.sharpness_table and edge_gain is not None:
+            raise SynthaugError("edge_gain needs a bus checkpoint trained with the edge hint")
+        self.sharpness_centre = _table_median(self.sharpness_table)
         self.requested = parse_mix(descriptors)
         if self.requested and self.descriptor_rule is None:
             raise SynthaugError("this bus checkpoint was trained without descriptor prompts: it cannot be asked for "
@@ -270,7 +278,8 @@ class BusGenerator(PairGenerator):
         images = self.pipe(masks, self.text(prompts), self.text([""]), guidance_scale=self.guidance_scale,
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
                            control_scale=0.0 if self.ablation == "text-only" else self.control_scale,
-                           engine=self.runner, contrast=self.hint_contrasts(contrast), sharpness=sharpness)
+                           engine=self.runner, contrast=self.hint_contrasts(contrast),
+                           sharpness=self.hint_sharpness(sharpness))
         imgs = to_uint8(images)
         extra = {"descriptors_requested": self.requested} if self.requested else {}
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,
@@ -317,6 +326,13 @@ class BusGenerator(PairGenerator):
         return [draw_measured(self.sharpness_table, lab, w["margin"], int(s), salt=36)
                 for w, lab, s in zip(words, labels, seeds)]
 
+    def hint_sharpness(self, sharpness: list[float] | None) -> list[float] | None:
+        """The boundary sharpness written into the edge hint: the asked one stretched by ``edge_gain`` about the
+        training median (a gain above 1 asks the network for softer soft edges and sharper sharp ones)."""
+        if sharpness is None or self.edge_gain == 1.0:
+            return sharpness
+        return [self.sharpness_centre + self.edge_gain * (k - self.sharpness_centre) for k in sharpness]
+
     def hint_contrasts(self, contrast: list[float] | None) -> list[float] | None:
         """The contrasts written into the hint: the wanted ones stretched by ``contrast_gain`` about the training
         median and moved by ``contrast_offset`` grey levels. A ControlNet that follows its hint at half
@@ -331,7 +347,7 @@ class BusGenerator(PairGenerator):
 def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, default_steps: int = 20,
                  default_scheduler: str = "dpm++", guidance_scale: float = 1.0, control_scale: float = 1.0,
                  contrast_gain: float = 1.0, contrast_offset: float = 0.0,
-                 mask_smoothing: float | str | None = None, match_margin: bool = False) -> Path:
+                 mask_smoothing: float | str | None = None, match_margin: bool = False, edge_gain: float = 1.0) -> Path:
     """One "bus" checkpoint folder from the trained VAE, LDM, ControlNet and SCMG run outputs.
     ``mask_smoothing`` (a sigma in px, or "auto": fitted to the training share of irregular outlines)
     becomes the checkpoint's default blur of the SCMG masks, ``match_margin`` its default for asked margin
@@ -360,7 +376,7 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
     if control_info.get("contrast_control"):  # the ControlNet's hint has the contrast channel
         words["contrast_control"] = control_info["contrast_control"]
         if control_info.get("edge_control"):
-            words["edge_control"] = control_info["edge_control"]
+            words.update(edge_control=control_info["edge_control"], edge_gain=edge_gain)
         words.update(contrast_gain=contrast_gain, contrast_offset=contrast_offset)
     info = {"generator": "bus", "output_size": ldm_info["resolution"], "default_steps": default_steps,
             "default_scheduler": default_scheduler, "guidance_scale": guidance_scale, "control_scale": control_scale,
@@ -381,6 +397,11 @@ def assemble_bus(vae: Path, ldm: Path, controlnet: Path, scmg: Path, out: Path, 
     save_pipeline(pipe, out, info)
     write_bus_card(Path(out), parts, info.get("training_data"))
     return Path(out)
+
+
+def _table_median(table: dict | None) -> float | None:
+    """The median of a hint table's training values ({type: {word: [values]}}), None without a table."""
+    return float(np.median([v for t in table.values() for vs in t.values() for v in vs])) if table else None
 
 
 def _part_info(folder) -> dict:

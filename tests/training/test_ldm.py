@@ -173,10 +173,21 @@ def test_the_edge_hint_controlnet_trains_exports_its_table_and_samples_each_pair
 
     scmg = train(create_objective("scmg", {**SCMG_TINY, "output_size": 32}), cases,
                  TrainConfig(steps=1, batch_size=3, warmup_steps=0, save_every=1000, grad_clip=0.0), tmp_path / "scmg")
-    gen = create_generator(assemble_bus(vae_dir, ldm, final, scmg, tmp_path / "bus", default_steps=2))
+    bus = assemble_bus(vae_dir, ldm, final, scmg, tmp_path / "bus", default_steps=2, edge_gain=2.0)
+    gen = create_generator(bus)
+    c = gen.sharpness_centre
+    assert gen.edge_gain == 2.0 and gen.hint_sharpness([c + 0.1, c]) == [pytest.approx(c + 0.2), c]
+    assert create_generator(bus, edge_gain=1.0).hint_sharpness([0.3]) == [0.3]
+    with pytest.raises(SynthaugError, match="edge_gain"):
+        create_generator(bus, edge_gain=0)
     word = next(iter(next(iter(table.values()))))  # a margin word some training lesion had
     pairs = gen.with_descriptors({"margin": {word: 1}}).sample(3, seed=0)
     for p in pairs:
         assert p.meta["descriptors"]["margin"] == word
         pool = table.get(p.meta["label"], {}).get(word) or [v for t in table.values() for v in t.get(word, [])]
         assert p.meta["sharpness_requested"] in pool
+    plain = train(create_objective("controlnet", dict(kw, ldm=str(ldm), contrast_control=True,
+                                                      controlnet=dict(conditioning_channels=(8, 16)))),
+                  cases, cfg, tmp_path / "cn0")  # the contrast hint only
+    with pytest.raises(SynthaugError, match="edge hint"):
+        create_generator(assemble_bus(vae_dir, ldm, plain, scmg, tmp_path / "b0", default_steps=2), edge_gain=2.0)
