@@ -78,7 +78,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     sets = busi_sets(size=128)
-    seg, _ = real_models(args.work, sets, 30, 30)
+    seg, _ = real_models(args.work, sets, 30, None)  # Dice only
     real_feats = image_features([r.image for r in sets["train"].records])
     real_area = area_stats([r.mask for r in sets["train"].records], [r.label for r in sets["train"].records])
     judge = args.judge or judge_for(args.gate_data)

@@ -54,16 +54,20 @@ from synthaug.precision import use_bf16  # noqa: E402
 from synthaug.metrics import auc_f1, frechet_distance, image_features, kernel_distance  # noqa: E402
 
 
-def real_models(work: Path, sets: dict, seg_epochs: int, cls_epochs: int):
+def real_models(work: Path, sets: dict, seg_epochs: int, cls_epochs: int | None):
     """Train (or load) the segmenter and classifier used as judges; both see only the train part.
+    ``cls_epochs`` None: the segmenter only (the classifier returned is None), for benchmarks that
+    read Dice alone (the classifier costs as long again to train on a new machine).
 
     Several benchmarks share one work folder's judges: the first process to need them trains them
     under a lock and writes each file atomically, the others wait on the lock and load them."""
     work.mkdir(parents=True, exist_ok=True)
-    seg, cls = build_segmenter("unet", "resnet18"), build_classifier("resnet18")
+    seg = build_segmenter("unet", "resnet18")
+    cls = build_classifier("resnet18") if cls_epochs is not None else None
+    judges = [(seg, "segmenter", train_segmenter, seg_epochs)]
+    judges += [(cls, "classifier", train_classifier, cls_epochs)] if cls is not None else []
     with FileLock(str(work / "real_models.lock")):
-        for model, name, fn, epochs in ((seg, "segmenter", train_segmenter, seg_epochs),
-                                        (cls, "classifier", train_classifier, cls_epochs)):
+        for model, name, fn, epochs in judges:
             path = work / f"real_{name}.pt"
             if path.exists():
                 model.load_state_dict(torch.load(path))

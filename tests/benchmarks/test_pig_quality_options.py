@@ -42,3 +42,19 @@ def test_the_judges_are_trained_once_under_a_lock_and_loaded_after(tmp_path, cap
     assert sorted(p.name for p in tmp_path.glob("*.pt*")) == ["real_classifier.pt", "real_segmenter.pt"]
     (a_seg, _), (b_seg, _) = got
     assert all(torch.equal(x, y) for x, y in zip(a_seg.state_dict().values(), b_seg.state_dict().values()))
+
+
+def test_a_dice_only_benchmark_trains_no_classifier(tmp_path, capsys):
+    import numpy as np
+
+    from benchmarks.pig_quality import real_models
+    from synthaug.data.datasets import PairDataset, Record
+
+    rng = np.random.default_rng(0)
+    train = PairDataset([Record(rng.integers(0, 255, (32, 32), dtype=np.uint8), np.eye(32, dtype=bool),
+                                ("benign", "malignant")[i % 2], f"c{i}") for i in range(4)])
+    seg, cls = real_models(tmp_path, {"train": train}, 1, None)
+    assert seg is not None and cls is None and [p.name for p in tmp_path.glob("*.pt")] == ["real_segmenter.pt"]
+    assert "classifier" not in capsys.readouterr().out
+    seg2, cls2 = real_models(tmp_path, {"train": train}, 1, 1)  # a later benchmark that needs both
+    assert cls2 is not None and (tmp_path / "real_classifier.pt").is_file()
