@@ -90,7 +90,8 @@ def real_area_of(row: dict) -> float:
 
 def sampler_options(items) -> dict:
     """A generator's keywords from the command line, numbers parsed: ``["mask_guidance=4", "scheduler=ddim"]``
-    or ``"mask_guidance=4,scheduler=ddim"`` -> ``{"mask_guidance": 4, "scheduler": "ddim"}``."""
+    or ``"mask_guidance=4,scheduler=ddim"`` -> ``{"mask_guidance": 4, "scheduler": "ddim"}``; true / false
+    are booleans."""
     if isinstance(items, str):
         items = items.split(",")
     out = {}
@@ -98,6 +99,9 @@ def sampler_options(items) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SystemExit(f"option {item!r}: write KEY=VALUE, e.g. mask_guidance=4")
+        if value.strip().lower() in ("true", "false"):  # a flag (match_margin=false must not read as set)
+            out[key.strip()] = value.strip().lower() == "true"
+            continue
         try:
             out[key.strip()] = float(value) if "." in value else int(value)
         except ValueError:

@@ -70,6 +70,8 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
 
     assert sampler_options(["mask_guidance=4.5", "scheduler_name=ddim"]) == {"mask_guidance": 4.5,
                                                                             "scheduler_name": "ddim"}
+    assert sampler_options("match_margin=False,mask_smoothing=auto") == {"match_margin": False, "mask_smoothing": "auto"}
+    assert sampler_options(["match_margin=true"]) == {"match_margin": True}
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         sampler_options(["mask_guidance"])
     made, sampled = [], []
