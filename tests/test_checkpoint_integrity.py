@@ -26,7 +26,8 @@ from synthaug.training.cards import record_training_data
 
 from test_expand import make_raw, snapshot
 
-SHIPPED = sorted(p for p in checkpoints_root().iterdir() if p.is_dir())
+# every checkpoint folder, also the finished parts of a fit stored part by part (checkpoints/own-*-parts)
+SHIPPED = sorted(p.parent for p in checkpoints_root().rglob(GENERATOR_INFO))
 TINY = dict(block_out_channels=(8, 16), attention_levels=(1,), norm_num_groups=4)
 UNET = "unet/diffusion_pytorch_model.safetensors"
 VAE = "vae/diffusion_pytorch_model.safetensors"
@@ -85,7 +86,7 @@ def test_rewriting_synthaug_json_keeps_the_hashes(pig_dir, tmp_path):
     verify_checkpoint(folder)
 
 
-@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.relative_to(checkpoints_root()).as_posix())
 def test_every_shipped_checkpoint_records_and_matches_its_hashes(folder):
     files = info(folder)[FILE_HASHES]
     assert set(files) == {f.relative_to(folder).as_posix() for f in checkpoint_files(folder)}

@@ -11,10 +11,11 @@ from synthaug import Condition, create_generator
 from synthaug.io.public_sets import busi_case_splits
 from synthaug.paths import DEFAULT_GENERATOR, checkpoints_root
 
-SHIPPED = sorted(p for p in checkpoints_root().iterdir() if p.is_dir())
+# every checkpoint folder, also the finished parts of a fit stored part by part (checkpoints/own-*-parts)
+SHIPPED = sorted(p.parent for p in checkpoints_root().rglob("synthaug.json"))
 
 
-@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.relative_to(checkpoints_root()).as_posix())
 def test_each_checkpoint_is_git_sized_safetensors_with_a_card(folder, busi_root):
     files = [f for f in folder.rglob("*") if f.is_file()]
     weights = [f for f in files if f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".ckpt")]
