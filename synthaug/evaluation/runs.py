@@ -246,11 +246,12 @@ def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], wo
     written, differ = 0, {}
     for run in recorded.get("runs", []):
         cond = conds.get(run["condition"])
-        if cond is not None and run["settings"] != plan["settings"]:
+        if cond is None:
+            continue
+        if run["settings"] != plan["settings"]:
             for key in sorted(set(run["settings"]) | set(plan["settings"])):
                 if run["settings"].get(key) != plan["settings"].get(key):
                     differ.setdefault(key, [run["settings"].get(key), plan["settings"].get(key), 0])[2] += 1
-        if cond is None or run["settings"] != plan["settings"]:
             continue
         bank = banks.get(cond.background) if cond.synthetic else None
         if cond.synthetic and (bank is None or run["bank"] != bank.key):
