@@ -86,6 +86,25 @@ def following(pairs, what: str = "contrast") -> dict | None:
             "median_abs_error": float(np.median(np.abs(got[ok] - req[ok])))}
 
 
+def vae_round_trip(checkpoint: str, images, batch: int = 32) -> list[np.ndarray]:
+    """Each image encoded by the checkpoint's VAE (posterior mode) and decoded, as uint8."""
+    import torch
+
+    from synthaug.pipelines.loading import load_vae
+
+    vae, out = load_vae(checkpoint).eval(), []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = torch.tensor(np.stack(images[i:i + batch]), dtype=torch.float32)[:, None] / 127.5 - 1
+            y = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+            out += list(((y[:, 0] + 1) * 127.5).round().numpy().astype(np.uint8))
+    return out
+
+
+def _judge(dice: float | None) -> str:
+    return "–" if dice is None else f"{dice:.3f}"
+
+
 def parse_spec(spec: str) -> tuple[str, str, dict]:
     """``NAME=CHECKPOINT[,key=value...]`` -> (name, checkpoint, sampling options)."""
     name, _, rest = spec.partition("=")
@@ -105,6 +124,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"), help="the benchmark judges' cache")
     ap.add_argument("--name", default="descriptor_quality_busi128")
+    ap.add_argument("--no-judge", action="store_true",
+                    help="skip the judge's Dice (its training takes about 40 min on a new machine): a quick look at "
+                         "contrast and control only")
+    ap.add_argument("--vae-reference", default=None, metavar="CHECKPOINT",
+                    help="also measure the real BUSI train images put through this checkpoint's VAE (encode, "
+                         "decode): what its latent space can hold, e.g. whether soft margins survive it")
     args = ap.parse_args(argv)
     t0 = time.time()
 
@@ -113,13 +138,19 @@ def main(argv=None):
     real_i, real_m, real_l = ([getattr(r, k) for r in full.records] for k in ("image", "mask", "label"))
     busi_rule = DescriptorRule.fit(real_i, real_m, real_l)
     stu = stu_set(128).records
-    seg, _ = real_models(args.work, sets, 30, None)  # Dice only
-    held_out = dice_per_case(seg, sets["val"])
+    seg = None if args.no_judge else real_models(args.work, sets, 30, None)[0]  # Dice only
+    held_out = float(dice_per_case(seg, sets["val"]).mean()) if seg is not None else None
     real_feats = image_features([r.image for r in sets["train"].records])
     reference = {"busi_train": {**contrast_row(real_i, real_m), **word_shares(busi_rule, real_i, real_m)},
                  "stu": contrast_row([r.image for r in stu], [r.mask for r in stu]),
-                 "judge_dice_real_held_out": float(held_out.mean()), "busi_rule": busi_rule.to_dict(),
+                 "judge_dice_real_held_out": held_out, "busi_rule": busi_rule.to_dict(),
                  "median_sharpness": float(np.nanmedian([boundary_sharpness(i, m) for i, m in zip(real_i, real_m)]))}
+    if args.vae_reference:
+        through = vae_round_trip(args.vae_reference, real_i)
+        reference["busi_train_through_vae"] = {"checkpoint": args.vae_reference, **contrast_row(through, real_m),
+                                               **word_shares(busi_rule, through, real_m),
+                                               "median_sharpness": float(np.nanmedian(
+                                                   [boundary_sharpness(i, m) for i, m in zip(through, real_m)]))}
     print(reference, flush=True)
     share_malignant = np.mean([lab == "malignant" for lab in real_l])
     labels = list(np.where(np.random.default_rng(args.seed).random(args.n) < share_malignant, "malignant", "benign"))
@@ -137,7 +168,7 @@ def main(argv=None):
         feats = image_features(images)
         row = {"generator": name, "checkpoint": path, "options": options, "descriptor_prompts": rule is not None, "seconds": round(secs, 1),
                **contrast_row(images, masks), **word_shares(rule or busi_rule, images, masks),
-               "judge_dice": float(dice_per_case(seg, ds).mean()),
+               "judge_dice": float(dice_per_case(seg, ds).mean()) if seg is not None else None,
                "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats)}
         for what in FOLLOWED:
             if follow := following(pairs, what):
@@ -169,14 +200,19 @@ def main(argv=None):
     b = reference["busi_train"]
     md.append(f"| real BUSI train ({b['n']}) | {b['q10']:.0f} | {b['median']:.0f} | {b['q90']:.0f} | {b['below_30']:.0%} | "
               f"{b['echo']['isoechoic']:.0%} | {b['echo']['markedly hypoechoic']:.0%} | {b['margin']['indistinct']:.0%} | "
-              f"{b['margin']['irregular']:.0%} | {reference['judge_dice_real_held_out']:.3f} (held-out 104) | – | – |")
+              f"{b['margin']['irregular']:.0%} | {_judge(reference['judge_dice_real_held_out'])} (held-out 104) | – | – |")
+    if v := reference.get("busi_train_through_vae"):
+        md.append(f"| real BUSI train through the VAE of `{v['checkpoint']}` | {v['q10']:.0f} | {v['median']:.0f} | "
+                  f"{v['q90']:.0f} | {v['below_30']:.0%} | {v['echo']['isoechoic']:.0%} | "
+                  f"{v['echo']['markedly hypoechoic']:.0%} | {v['margin']['indistinct']:.0%} | "
+                  f"{v['margin']['irregular']:.0%} | – | – | – |")
     s = reference["stu"]
     md.append(f"| STU ({s['n']}) | {s['q10']:.0f} | {s['median']:.0f} | {s['q90']:.0f} | {s['below_30']:.0%} | – | – | – | "
               "– | – | – | – |")
     for r in rows:
         md.append(f"| {r['generator']} ({r['n']} pairs) | {r['q10']:.0f} | {r['median']:.0f} | {r['q90']:.0f} | "
                   f"{r['below_30']:.0%} | {r['echo']['isoechoic']:.0%} | {r['echo']['markedly hypoechoic']:.0%} | "
-                  f"{r['margin']['indistinct']:.0%} | {r['margin']['irregular']:.0%} | {r['judge_dice']:.3f} | "
+                  f"{r['margin']['indistinct']:.0%} | {r['margin']['irregular']:.0%} | {_judge(r['judge_dice'])} | "
                   f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |")
     for what, fmt in (("contrast", ".0f"), ("sharpness", ".2f")):
         follows = [r for r in rows if f"{what}_following" in r]
@@ -193,12 +229,14 @@ def main(argv=None):
             for word, c in r["control"].items():
                 lo, hi = ECHO_RANGE[word]
                 md.append(f"| {word} | {lo:g} to {hi:g} | {c['in_range']:.0%} | {c['median_contrast']:.0f} |")
+    vae = reference.get("busi_train_through_vae")
+    vae_note = f", {vae['median_sharpness']:.2f} through the VAE" if vae else ""
     for r in rows:
         if "margin_control" in r:
             md += ["", f"Margin control, `{r['generator']}`: {args.per_bin} pairs asked for each margin word, read by "
                    "the checkpoint's rule (irregular: outline curvature; indistinct: boundary sharpness below "
                    f"{r.get('sharpness_threshold', busi_rule.sharpness_threshold):.2f}; real BUSI train median "
-                   f"sharpness {reference['median_sharpness']:.2f}).", "",
+                   f"sharpness {reference['median_sharpness']:.2f}{vae_note}).", "",
                    "| asked | read circumscribed | read indistinct | read irregular | median sharpness |",
                    "|---|---|---|---|---|"]
             md += [f"| {word} | " + " | ".join(f"{c['read_as'][w]:.0%}" for w in MARGIN) +

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from benchmarks.bench.driver import benchmark_splits  # noqa: E402
 from benchmarks.common import RESULTS, write_results  # noqa: E402
 from integrations.smp_timm import build_segmenter, train_segmenter  # noqa: E402
 from integrations.smp_timm.segmentation import dice_per_case  # noqa: E402
-from synthaug.precision import native_bf16  # noqa: E402
+from synthaug.precision import cpu_name, native_bf16  # noqa: E402
 
 CONVERGED = ["seg_real_converged_fp32.json", "seg_bus-busi-128_converged.json", "seg_pig-busi-128_converged_fp32.json",
              "seg_pig-busi-128_gated_converged_fp32.json"]
@@ -110,8 +109,7 @@ def main(argv=None):
             rows.append(row)
     peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16) if native_bf16() else None}
     replay = patience_replay()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
+    cpu = cpu_name()
     md = ["| precision | variant | s / epoch | of which validation | train steps | speed-up |", "|---|---|---|---|---|---|"]
     for r in rows:
         base = next(x for x in rows if x["bf16"] == r["bf16"] and x["variant"] == "before")

@@ -27,8 +27,8 @@ def main(ctx):
 
 
 for _cmd in (_convert.convert, _dataset.expand, _dataset.revert, _dataset.splits, _dataset.generators_cmd,
-             _train.train, _train.fit, _generate.sample, _generate.masks, _train.assemble_bus_cmd, _generate.demo,
-             _trial.trial):
+             _train.train, _train.fit, _generate.sample, _generate.masks, _train.assemble_bus_cmd,
+             _train.calibrate_cmd, _generate.demo, _trial.trial):
     main.add_command(_cmd)
 
 if __name__ == "__main__":

@@ -38,3 +38,20 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
 def use_bf16(requested: bool, device: str | torch.device = "cpu") -> bool:
     """Whether a bf16 request on ``device`` is carried out (float32 otherwise)."""
     return bool(requested) and native_bf16(device)
+
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
+    import platform
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.is_file() else []
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
+                platform.processor() or "unknown CPU")
+
+
+def machine() -> str:
+    """The CPU, whether it runs bf16 natively and the torch threads: what an absolute time must name."""
+    return f"{cpu_name()}, {'native' if native_bf16() else 'no native'} bf16, {torch.get_num_threads()} torch thread(s)"

@@ -66,3 +66,13 @@ def test_a_bf16_folder_is_not_silently_continued_in_float32(tmp_path, tiny_gener
     m = json.loads((raw / MANIFEST_NAME).read_text())
     assert m["generator"]["engine"] == "torch-fp32" and len(m["cases"]) == 6
     assert m["engine_changes"] == [{"from": "torch", "to": "torch-fp32", "cases_before": 3}]
+
+
+def test_the_machine_line_names_the_cpu_its_bf16_and_the_threads(monkeypatch):
+    from synthaug.precision import cpu_name, machine
+
+    monkeypatch.setenv("SYNTHAUG_BF16", "0")
+    line = machine()
+    assert cpu_name() and line.startswith(cpu_name()) and "no native bf16" in line and "torch thread" in line
+    monkeypatch.setenv("SYNTHAUG_BF16", "1")
+    assert ", native bf16" in machine()

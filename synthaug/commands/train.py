@@ -1,4 +1,5 @@
-"""``synthaug train``, ``fit`` and ``assemble-bus``: generators trained with the recipes and the one loop."""
+"""``synthaug train``, ``fit``, ``assemble-bus`` and ``calibrate``: generators trained with the recipes and the
+one loop, joined, and their contrast hints calibrated."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -107,6 +108,30 @@ def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, con
                                     contrast_gain=contrast_gain, contrast_offset=contrast_offset,
                                     mask_smoothing=_sigma_or_auto(mask_smoothing), match_margin=match_margin,
                                     edge_gain=edge_gain)))
+
+
+@click.command("calibrate")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="The calibrated copy to write (a new folder).")
+@click.option("-n", "n", type=int, default=448, show_default=True, help="Pairs sampled to fit the map.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rounds", type=int, default=2, show_default=True,
+              help="Fits: each one samples N new pairs through the map of the one before.")
+@click.option("--mask-smoothing", default=None,
+              help="Sampling default to calibrate for and store: a sigma in px or 'auto' (default: the checkpoint's).")
+@click.option("--match-margin/--no-match-margin", default=None,
+              help="Sampling default to calibrate for and store (default: the checkpoint's).")
+@_friendly
+def calibrate_cmd(checkpoint, out, n, seed, rounds, mask_smoothing, match_margin):
+    """Copy a contrast-hint bus CHECKPOINT to OUT with its contrast hints calibrated on N sampled pairs a round."""
+    from ..pipelines.bus_calibration import calibrated_checkpoint
+
+    if n < 64:
+        raise SynthaugError(f"-n {n}: a calibration needs at least 64 pairs (448 by default)")
+    options = {k: v for k, v in (("mask_smoothing", _sigma_or_auto(mask_smoothing)), ("match_margin", match_margin))
+               if v is not None}
+    click.echo(str(calibrated_checkpoint(checkpoint, out, n=n, seed=seed, rounds=rounds, **options)))
 
 
 def _sigma_or_auto(text: str | None):

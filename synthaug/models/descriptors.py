@@ -112,6 +112,43 @@ def draw_measured(table: dict, label: str, word: str, seed: int, salt: int = 35)
     return float(pool[int(np.random.default_rng([int(seed), salt]).integers(len(pool)))])
 
 
+def quantile_map(hints, measured, levels: int = 21) -> dict:
+    """How a hint turns into a measure, fitted on one sampling run: the hints written and the values measured on
+    the pairs they made, matched quantile for quantile (``levels`` quantiles from 2.5% to 97.5%).
+
+    A network that follows its hint weakly and unevenly (compressed tails, a bias) maps the hint's distribution
+    onto a narrower, shifted one; matching quantiles, rather than fitting measured on hint, keeps the spread
+    the per-lesion noise adds, so that ``invert_map`` of the wanted values gives pairs whose measured
+    distribution is the wanted one. {"hint": [...], "measured": [...]}, both strictly increasing."""
+    hints, measured = (np.asarray(v, dtype=np.float64) for v in (hints, measured))
+    ok = np.isfinite(hints) & np.isfinite(measured)
+    if ok.sum() < 2 * levels:
+        raise SynthaugError(f"a quantile map of {levels} levels needs at least {2 * levels} measured pairs, "
+                            f"not {int(ok.sum())}")
+    q = np.linspace(0.025, 0.975, levels)
+    h, m = np.quantile(hints[ok], q), np.quantile(measured[ok], q)
+    keep = [0]
+    for i in range(1, levels):  # a flat stretch (the network ignoring the hint there) cannot be inverted
+        if h[i] > h[keep[-1]] + 1e-3 and m[i] > m[keep[-1]] + 1e-3:
+            keep.append(i)
+    if len(keep) < 3:
+        raise SynthaugError("the measured values do not rise with the hint: the network does not follow it")
+    return {"hint": [round(float(h[i]), 3) for i in keep], "measured": [round(float(m[i]), 3) for i in keep]}
+
+
+def invert_map(values, qmap: dict) -> list[float]:
+    """The hint for each wanted value (``quantile_map``): interpolated between the matched quantiles, and
+    beyond them along the end segments (the tails a sampling run rarely reaches)."""
+    h, m = np.asarray(qmap["hint"], dtype=np.float64), np.asarray(qmap["measured"], dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    out = np.interp(v, m, h)
+    if len(m) >= 2:
+        low, high = v < m[0], v > m[-1]
+        out[low] = h[0] + (v[low] - m[0]) * (h[1] - h[0]) / (m[1] - m[0])
+        out[high] = h[-1] + (v[high] - m[-1]) * (h[-1] - h[-2]) / (m[-1] - m[-2])
+    return [float(x) for x in out]
+
+
 def boundary_sharpness(image: np.ndarray, mask: np.ndarray) -> float:
     """Grey-level step across the boundary (1-3 px outside minus 1-3 px inside) over the lesion contrast.
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import SynthaugError
 from ..models.scmg import SCMGGenerator
 from ..models.descriptors import (DescriptorRule, control_hint, curvatures, descriptor_prompt, draw_measured,
-                                  parse_mix)
+                                  invert_map, parse_mix)
 from ..models.text import ECHOES, MARGINS, PromptRule, TextEncoder, birads_prompt
 from ..precision import use_bf16
 from .base import (CARD_NAME, GENERATOR_INFO, Condition, Pair, PairGenerator, check_steps, load_pipeline,
@@ -128,7 +128,7 @@ class BusGenerator(PairGenerator):
                  ablation: str = "full", control_scale: float | None = None, descriptors=None,
                  contrast_gain: float | None = None, contrast_offset: float | None = None,
                  mask_smoothing: float | dict | str | None = None, match_margin: bool | None = None,
-                 edge_gain: float | None = None):
+                 edge_gain: float | None = None, contrast_calibration: bool | None = None):
         """``ablation`` drops one condition as in the paper's Ours-m / Ours-t: "mask-only" samples with the
         empty prompt, "text-only" with the ControlNet switched off (the mask is still made and returned).
         ``control_scale`` multiplies the ControlNet's residuals (diffusers' ``controlnet_conditioning_scale``);
@@ -141,7 +141,10 @@ class BusGenerator(PairGenerator):
         ``match_margin``: a requested margin word also picks the outline (the prompt word alone does not change
         it: ``_match_margin_shapes``); default: the checkpoint's, else off. ``edge_gain`` stretches the asked
         boundary sharpness about the training median in the hint of an edge-hint checkpoint (as
-        ``contrast_gain`` does the contrast); default: the checkpoint's, else 1."""
+        ``contrast_gain`` does the contrast); default: the checkpoint's, else 1. ``contrast_calibration``: turn
+        the wanted contrasts into hints through the checkpoint's measured quantile map (``synthaug calibrate``)
+        instead of ``contrast_gain`` / ``contrast_offset``; default: on when the checkpoint has one and neither
+        of those is given."""
         if ablation not in self.ABLATIONS:
             raise SynthaugError(f"unknown ablation {ablation!r}; choose one of {', '.join(self.ABLATIONS)}")
         self.pipe, self.info, self.bf16, self.ablation = pipe, info, bf16, ablation
@@ -163,6 +166,14 @@ class BusGenerator(PairGenerator):
         if not self.contrast_table and (contrast_gain is not None or contrast_offset is not None):
             raise SynthaugError("contrast_gain and contrast_offset need a bus checkpoint trained with the contrast hint")
         self.contrast_centre = _table_median(self.contrast_table)  # the training median the gain stretches about
+        stored = (info.get("contrast_calibration") or {}).get("map")
+        linear = contrast_gain is not None or contrast_offset is not None
+        if contrast_calibration and not stored:
+            raise SynthaugError("this checkpoint has no contrast calibration: make one with `synthaug calibrate`")
+        if contrast_calibration and linear:
+            raise SynthaugError("give either contrast_calibration or contrast_gain / contrast_offset, not both")
+        use_map = contrast_calibration if contrast_calibration is not None else not linear
+        self.contrast_map = stored if use_map else None
         self.edge_gain = float(edge_gain if edge_gain is not None else info.get("edge_gain", 1.0))
         if self.edge_gain <= 0:
             raise SynthaugError(f"edge_gain must be positive, not {self.edge_gain}")
@@ -335,7 +346,10 @@ class BusGenerator(PairGenerator):
         """The contrasts written into the hint: the wanted ones stretched by ``contrast_gain`` about the training
         median and moved by ``contrast_offset`` grey levels. A ControlNet that follows its hint at half
         strength (measured slope 0.43 of made on asked contrast, lesions 13 grey levels too visible at the
-        median) reaches the asked contrast when the hint asks for more spread and less mean contrast."""
+        median) reaches the asked contrast when the hint asks for more spread and less mean contrast. A calibrated
+        checkpoint maps them through its measured quantile map instead (``invert_map``)."""
+        if contrast is not None and self.contrast_map:
+            return invert_map(contrast, self.contrast_map)
         return _stretched(contrast, self.contrast_centre, self.contrast_gain, self.contrast_offset)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.descriptor_quality import following  # noqa: E402
+from benchmarks.descriptor_quality import following, vae_round_trip  # noqa: E402
 
 
 def pair(asked: float | None, made: float):
@@ -53,3 +53,17 @@ def test_sharper_asked_edges_that_are_made_sharper_follow_with_a_positive_slope(
     f = following(pairs, "sharpness")
     assert f["n"] == 5 and f["slope"] > 0.3 and f["r"] > 0.9
     assert following([soft_pair(1.0, 0)] * 5, "contrast") is None  # no contrast was asked for
+
+
+def test_the_vae_round_trip_gives_back_the_lesion_with_its_contrast():
+    """The reference row 'real images through the VAE' must be the same images, not noise: a bright square
+    lesion-like step comes back as uint8 of the same size with nearly the same contrast."""
+    from synthaug.models.descriptors import lesion_contrast
+
+    images = [pair(None, 60).image, pair(None, 20).image]
+    back = vae_round_trip(str(Path(__file__).resolve().parents[2] / "checkpoints/bus-busi-128"), images)
+    assert [b.shape for b in back] == [(128, 128)] * 2 and all(b.dtype == np.uint8 for b in back)
+    mask = pair(None, 0).mask
+    for original, made in zip(images, back):
+        assert abs(lesion_contrast(made, mask) - lesion_contrast(original, mask)) < 12
+    assert not np.array_equal(back[0], images[0])  # it did go through the network
