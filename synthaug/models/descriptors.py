@@ -141,11 +141,10 @@ def invert_map(values, qmap: dict) -> list[float]:
     beyond them along the end segments (the tails a sampling run rarely reaches)."""
     h, m = np.asarray(qmap["hint"], dtype=np.float64), np.asarray(qmap["measured"], dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
-    out = np.interp(v, m, h)
-    if len(m) >= 2:
-        low, high = v < m[0], v > m[-1]
-        out[low] = h[0] + (v[low] - m[0]) * (h[1] - h[0]) / (m[1] - m[0])
-        out[high] = h[-1] + (v[high] - m[-1]) * (h[-1] - h[-2]) / (m[-1] - m[-2])
+    out = np.interp(v, m, h)  # a quantile map has at least 3 points
+    low, high = v < m[0], v > m[-1]
+    out[low] = h[0] + (v[low] - m[0]) * (h[1] - h[0]) / (m[1] - m[0])
+    out[high] = h[-1] + (v[high] - m[-1]) * (h[-1] - h[-2]) / (m[-1] - m[-2])
     return [float(x) for x in out]
 
 

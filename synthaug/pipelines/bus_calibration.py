@@ -72,7 +72,6 @@ def calibrated_checkpoint(src: str | Path, out: str | Path, n: int = 448, seed: 
     calibration.update(minutes=round((time.time() - t0) / 60, 1), machine=machine())
     info = json.loads((src / GENERATOR_INFO).read_text(encoding="utf-8"))
     info["contrast_calibration"] = calibration
-    info["contrast_gain"], info["contrast_offset"] = gen.contrast_gain, gen.contrast_offset  # what it was fitted on
     if gen.masks.smoothing:
         info["mask_smoothing"] = gen.masks.smoothing
     info["match_margin"] = gen.match_margin
