@@ -98,6 +98,7 @@ def main(argv=None):
     ap.add_argument("--model", default="unet-lite0")
     ap.add_argument("--at", type=float, default=0.25, help="the fraction whose best synthetic result is matched")
     ap.add_argument("--name", default="seg_scarcity")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS, help="where the summary and its figure go")
     args = ap.parse_args(argv)
 
     reports = {}
@@ -161,10 +162,11 @@ def main(argv=None):
                                f"{classical[base]:.3f} (`real` reaches that at "
                                + (f"about {at_c:.0%})." if at_c else "no measured fraction, beyond 100%)."))
         md.append("")
-    figure = plot(curves, fractions, args.name)
+    figure = plot(curves, fractions, args.name, out_dir=args.results_dir)
     write_results(args.name, {"model": args.model, "fractions": fractions, "curves": curves, "saving": saving,
                               "reports": {str(f): reports[f].get("command") for f in fractions},
-                              "figure": str(figure.name)}, "\n".join(md))
+                              "figure": str(figure.name)}, "\n".join(md),
+                  out_dir=args.results_dir)
 
 
 def drawn(points: dict, min_band_seeds: int = 3) -> dict[str, bool]:
@@ -175,7 +177,7 @@ def drawn(points: dict, min_band_seeds: int = 3) -> dict[str, bool]:
             if all(p["mean"] is not None for p in pts)}
 
 
-def plot(curves: dict, fractions: list[float], name: str, min_band_seeds: int = 3) -> Path:
+def plot(curves: dict, fractions: list[float], name: str, min_band_seeds: int = 3, out_dir: Path = RESULTS) -> Path:
     """DSC against the real fraction, one panel per test; the axis spans the means, within [0, 1]."""
     import matplotlib
 
@@ -204,7 +206,8 @@ def plot(curves: dict, fractions: list[float], name: str, min_band_seeds: int = 
     axes[0].legend(fontsize=7)
     fig.suptitle(f"dashed: no generator; bands: 95% CI over seeds (shown from {min_band_seeds} seeds)", fontsize=9)
     fig.tight_layout()
-    out = RESULTS / f"{name}.png"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.png"
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -22,6 +22,11 @@ second process on the other core takes the runs the first one does not hold (fil
 without the work folder, ``--import-committed`` first copies the finished runs of the committed reports
 into it (only the banks are made again).
 
+A machine of another precision (bf16 / float32) cannot continue the committed matrix (``check_precision``);
+``--results-dir DIR`` starts a separate one there, with its own reports and summary, optionally on fewer
+``--fractions`` and ``--conditions`` (e.g. the 10% headline comparison). It reuses the committed schedule
+and hard-mix picks: those were made once, on validation.
+
     OMP_NUM_THREADS=1 TQDM_DISABLE=1 python benchmarks/scarcity_matrix.py --generator checkpoints/bus-busi-128 \\
         --work /work/runs/bench_work
 """
@@ -57,12 +62,14 @@ def report_name(fraction: float, arm: str = "") -> str:
 
 
 def seg_args(args, fraction: float, conditions: list[str], seeds: str, report_only: bool = False,
-             generator: str | None = None, arm: str = "", mix: str | None = None) -> list[str]:
+             generator: str | None = None, arm: str = "", mix: str | None = None,
+             results: Path | None = None) -> list[str]:
     """``seg.py`` arguments; ``arm`` names another generator's reports (``desc``, a hard mix), ``mix`` its
-    descriptor request (a sampler option, so part of its bank's key)."""
+    descriptor request (a sampler option, so part of its bank's key); reports go to ``results`` (default
+    the matrix's folder)."""
     argv = ["--profile", "scarcity", "--generator", generator or args.generator, "--work", str(args.work),
             "--conditions", ",".join(conditions), "--seeds", seeds, "--real-fraction", str(fraction),
-            "--name", report_name(fraction, arm)]
+            "--name", report_name(fraction, arm), "--results-dir", str(results or results_dir(args))]
     argv += ["--sampler-option", f"descriptors={mix}"] if mix else []
     return argv + (["--report-only"] if report_only else [])
 
@@ -174,25 +181,44 @@ def import_committed(args) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for arm, generator, conds, fractions, mix in arms:
             for fraction in fractions:
-                report = RESULTS / f"{report_name(fraction, arm)}.json"
+                report = results_dir(args) / f"{report_name(fraction, arm)}.json"
                 if report.is_file():
-                    argv = seg_args(args, fraction, conds, args.seeds, True, generator=generator, arm=arm, mix=mix)
-                    seg.main(seg.SEGMENTATION, argv + ["--import-runs", str(report), "--results-dir", scratch])
+                    argv = seg_args(args, fraction, conds, args.seeds, True, generator=generator, arm=arm, mix=mix,
+                                    results=Path(scratch))
+                    seg.main(seg.SEGMENTATION, argv + ["--import-runs", str(report)])
 
 
-def check_precision(committed: Path, here: bool) -> None:
-    """Refuse to continue a committed matrix in another precision: its runs would not be imported and every
-    run would train again, a different setting beside the committed ones (a CPU without native bf16
-    trains in float32; emulated bf16 measured 21x slower than float32 there, session 23)."""
-    if not committed.is_file():
-        return
-    runs = json.loads(committed.read_text(encoding="utf-8")).get("runs", [])
-    recorded = {r.get("settings", {}).get("bf16") for r in runs} - {None}
-    if recorded and here not in recorded:
-        this = "bf16" if here else "float32 (no native bf16 on this CPU)"
-        raise SystemExit(f"{committed.name}: the committed runs trained with bf16={recorded.pop()}, this machine would "
-                         f"train in {this}; continue the matrix on a machine like theirs, or pass --any-precision "
-                         "to start a separate one")
+def results_dir(args) -> Path:
+    return getattr(args, "results_dir", None) or RESULTS
+
+
+def check_precision(reports: list[Path], here: bool) -> None:
+    """Refuse to continue a matrix in another precision: its runs would not be imported and every run would
+    train again, a different setting beside the recorded ones, in the same reports (a CPU without native
+    bf16 trains in float32; emulated bf16 measured 21x slower than float32 there, session 23)."""
+    for report in reports:
+        if not report.is_file():
+            continue
+        runs = json.loads(report.read_text(encoding="utf-8")).get("runs", [])
+        recorded = {r.get("settings", {}).get("bf16") for r in runs} - {None}
+        if recorded and here not in recorded:
+            this = "bf16" if here else "float32 (no native bf16 on this CPU)"
+            raise SystemExit(f"{report.name}: its runs trained with bf16={recorded.pop()}, this machine would train "
+                             f"in {this}; continue the matrix on a machine like theirs, or start a separate one "
+                             "with --results-dir DIR")
+
+
+def chosen_conditions(spec: str | None, pick: str | None) -> list[str]:
+    """``--conditions`` (base condition names and ``pick``, the picked schedule) -> the condition list."""
+    if spec is None:
+        return BASE + ([pick] if pick else [])
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    unknown = [c for c in names if c not in BASE and c != "pick"]
+    if unknown or not names:
+        raise SystemExit(f"--conditions {spec!r}: choose from {', '.join(BASE)}, pick")
+    if "pick" in names and not pick:
+        raise SystemExit("--conditions pick: no schedule is picked yet (the main matrix picks it at 25%)")
+    return [pick if c == "pick" else c for c in names]
 
 
 def main(argv=None):
@@ -200,36 +226,47 @@ def main(argv=None):
     ap.add_argument("--generator", default="checkpoints/bus-busi-128")
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"))
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--select-seeds", default="0,1", help="seeds the schedule candidates run at 25% to pick one")
+    ap.add_argument("--select-seeds", default="0,1", help="seeds the schedule candidates run at 25%% to pick one")
+    ap.add_argument("--fractions", default=",".join(map(str, FRACTIONS)), help="real fractions, in this order")
+    ap.add_argument("--conditions", default=None,
+                    help="comma-separated subset of the base conditions, 'pick' for the picked schedule "
+                         "(default: all of them and the pick)")
+    ap.add_argument("--results-dir", type=Path, default=None,
+                    help="a separate matrix: its reports and summary go here (default benchmarks/results, the "
+                         "committed matrix)")
     ap.add_argument("--descriptor-generator", help="issue 34: a bus checkpoint trained on descriptor prompts")
     ap.add_argument("--arms-only", action="store_true",
                     help="only the arms (--descriptor-generator, --arm), for a second process on the other core")
     ap.add_argument("--arm", action="append", metavar="NAME=CHECKPOINT",
                     help="another checkpoint's bus 100%% at 25%% and 100%% real (reports seg_scarcity_NAME_f*)")
     ap.add_argument("--report-only", action="store_true")
-    ap.add_argument("--any-precision", action="store_true",
-                    help="train even where the committed runs used another precision (bf16 / float32)")
     ap.add_argument("--import-committed", action="store_true",
                     help="first copy the finished runs of the committed reports into --work (a new machine)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     select = [int(s) for s in args.select_seeds.split(",")]
+    fractions = [float(f) for f in args.fractions.split(",")]
+    if not fractions or any(f not in FRACTIONS for f in fractions):
+        raise SystemExit(f"--fractions {args.fractions!r}: choose from {', '.join(map(str, FRACTIONS))}")
     extra_arms = parse_arms(args.arm)
+    results = results_dir(args)
+    main_matrix = results.resolve() == RESULTS.resolve()
+    chosen_conditions(args.conditions, pick_schedule(select))  # a bad --conditions stops before anything trains
     if args.arms_only and not (args.descriptor_generator or extra_arms):
         raise SystemExit("--arms-only runs the arms of --descriptor-generator or --arm: give one")
-    if not (args.report_only or args.any_precision):
+    if not args.report_only:
         from synthaug.precision import use_bf16
 
-        check_precision(RESULTS / f"{report_name(0.25)}.json", use_bf16(True))
+        check_precision([results / f"{report_name(f)}.json" for f in fractions], use_bf16(True))
     if args.import_committed:
         import_committed(args)
     for seed in seeds:
         done = ",".join(str(s) for s in seeds if s <= seed)
-        for fraction in () if args.arms_only else FRACTIONS:
+        for fraction in () if args.arms_only else fractions:
             pick = pick_schedule(select)
             if not args.report_only:  # every seed so far: the pick's earlier seeds run once it is known
-                seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + ([pick] if pick else []), done))
-            if fraction == 0.25 and seed in select and not pick and not args.report_only:
+                seg.main(seg.SEGMENTATION, seg_args(args, fraction, chosen_conditions(args.conditions, pick), done))
+            if fraction == 0.25 and seed in select and not pick and not args.report_only and main_matrix:
                 seg.main(seg.SEGMENTATION, seg_args(args, fraction, CANDIDATES, str(seed)))  # after the base runs
                 # a training call's report holds only its own conditions: rewrite it whole, so the pick below
                 # sees every candidate and the next fraction of this seed already runs it
@@ -241,15 +278,17 @@ def main(argv=None):
             checkpoint_arm(args, arm, generator, seed, [s for s in seeds if s <= seed])
         if args.arms_only:
             continue
-        for fraction in FRACTIONS:
-            extra = CANDIDATES if fraction == 0.25 else [pick] if pick else []
-            seg.main(seg.SEGMENTATION, seg_args(args, fraction, BASE + extra, done, report_only=True))
-        reports = [f"{f}={RESULTS / (report_name(f) + '.json')}" for f in sorted(FRACTIONS)]
+        for fraction in fractions:
+            conditions = chosen_conditions(args.conditions, pick)
+            if fraction == 0.25 and main_matrix and args.conditions is None:
+                conditions = BASE + CANDIDATES
+            seg.main(seg.SEGMENTATION, seg_args(args, fraction, conditions, done, report_only=True))
+        reports = [f"{f}={results / (report_name(f) + '.json')}" for f in sorted(fractions)]
         arm_labels = [("desc", "bus-desc"), ("hard", "bus-desc hard mix")] + [(a, f"bus-{a}") for a in extra_arms]
         for arm, label in arm_labels:  # issue 34's and --arm's, where they ran
             reports += [f"{f}={path}@{label}" for f in DESC_FRACTIONS
-                        if (path := RESULTS / (report_name(f, arm) + ".json")).is_file()]
-        scarcity.main(sum((["--report", r] for r in reports), []))
+                        if (path := results / (report_name(f, arm) + ".json")).is_file()]
+        scarcity.main(sum((["--report", r] for r in reports), []) + ["--results-dir", str(results)])
 
 if __name__ == "__main__":
     main()

@@ -192,7 +192,7 @@ def test_the_summary_reads_the_committed_reports_as_the_matrix_writes_them(tmp_p
 
     written = {}
     monkeypatch.setattr(sc, "RESULTS", tmp_path)
-    monkeypatch.setattr(sc, "write_results", lambda name, payload, md: written.update(payload=payload, md=md))
+    monkeypatch.setattr(sc, "write_results", lambda name, payload, md, out_dir: written.update(payload=payload, md=md))
     reports = {f: RESULTS / f"seg_scarcity_f{round(f * 100)}.json" for f in (0.1, 0.25, 1.0)}
     assert all(isinstance(c, dict) for c in json.loads(reports[0.25].read_text())["conditions"])  # the real format
     sc.main(sum((["--report", f"{f}={p}"] for f, p in reports.items()), []) + ["--name", "summary"])
@@ -358,5 +358,33 @@ def test_a_machine_of_another_precision_is_refused_before_anything_trains(tmp_pa
     with pytest.raises(SystemExit, match="bf16=True.*float32"):
         sm.main(["--seeds", "0", "--work", str(tmp_path)])
     assert calls == []
-    sm.check_precision(tmp_path / "seg_scarcity_f25.json", True)  # the same precision passes
-    sm.check_precision(tmp_path / "missing.json", False)  # nothing committed: nothing to keep apart
+    sm.check_precision([tmp_path / "seg_scarcity_f25.json"], True)  # the same precision passes
+    sm.check_precision([tmp_path / "missing.json"], False)  # nothing committed: nothing to keep apart
+
+
+def test_a_separate_matrix_runs_its_fractions_and_conditions_into_its_own_folder(tmp_path, monkeypatch):
+    """Another precision continues nothing committed: --results-dir starts a separate matrix, here the 10%
+    headline comparison only, with the committed schedule pick reused."""
+    import json
+
+    import benchmarks.scarcity_matrix as sm
+
+    committed, separate, calls, summaries = tmp_path / "committed", tmp_path / "float32", [], []
+    committed.mkdir()
+    (committed / "seg_scarcity_f25.json").write_text(json.dumps({"runs": [{"settings": {"bf16": True}}]}))
+    (committed / "pick.json").write_text(json.dumps({"pick": sm.CANDIDATES[3]}))
+    monkeypatch.setattr(sm, "RESULTS", committed)
+    monkeypatch.setattr(sm, "PICK", committed / "pick.json")
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: summaries.append(argv))
+    monkeypatch.setattr("synthaug.precision.native_bf16", lambda device="cpu": False)
+    sm.main(["--seeds", "2", "--work", str(tmp_path / "w"), "--results-dir", str(separate), "--fractions", "0.1",
+             "--conditions", "real,ordinary,bus 100% + ordinary,pick"])
+    arg = lambda a, k: a[a.index(k) + 1]  # noqa: E731
+    assert {arg(a, "--real-fraction") for a in calls} == {"0.1"}
+    assert {arg(a, "--results-dir") for a in calls} == {str(separate)}
+    assert {arg(a, "--conditions") for a in calls} == {f"real,ordinary,bus 100% + ordinary,{sm.CANDIDATES[3]}"}
+    assert arg(summaries[0], "--results-dir") == str(separate) and "--report" in summaries[0]
+    for bad in (["--conditions", "real,magic"], ["--fractions", "0.5"]):
+        with pytest.raises(SystemExit, match=bad[0]):
+            sm.main(["--seeds", "2", "--work", str(tmp_path / "w"), "--results-dir", str(separate), *bad])
