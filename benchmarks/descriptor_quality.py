@@ -46,7 +46,7 @@ from synthaug import Condition, create_generator  # noqa: E402
 from synthaug.data.datasets import PairDataset  # noqa: E402
 from synthaug.metrics import frechet_distance, image_features, kernel_distance  # noqa: E402
 from synthaug.models.descriptors import (ECHOGENICITY, ISO, MARGIN, MARKED, DescriptorRule,  # noqa: E402
-                                         boundary_sharpness, lesion_contrast)
+                                         boundary_sharpness, edge_rise, lesion_contrast)
 from synthaug.pipelines.base import sample_cases  # noqa: E402
 from synthaug.preview import save_grid  # noqa: E402
 
@@ -65,6 +65,18 @@ def word_shares(rule: DescriptorRule, images, masks) -> dict:
     words = [rule.describe(i, m) for i, m in zip(images, masks)]
     return {kind: {w: float(np.mean([x[kind] == w for x in words])) for w in vocab}
             for kind, vocab in (("echo", ECHOGENICITY), ("margin", MARGIN))}
+
+
+def edge_rows(rule: DescriptorRule, images, masks) -> dict:
+    """Median ``edge_rise`` (width in px, share at the outline) over all lesions and per margin word as read."""
+    words = [rule.describe(i, m)["margin"] for i, m in zip(images, masks)]
+    rises = [edge_rise(i, m) for i, m in zip(images, masks)]
+    out = {}
+    for word in ("all", *MARGIN):
+        got = [r for r, w in zip(rises, words) if r and word in ("all", w)]
+        out[word] = {"n": len(got), **({k: float(np.nanmedian([r[k] for r in got])) for k in ("width", "at_outline")}
+                                       if got else {})}
+    return out
 
 
 FOLLOWED = {"contrast": lesion_contrast, "sharpness": boundary_sharpness}  # hint value -> its measure
@@ -141,7 +153,8 @@ def main(argv=None):
     seg = None if args.no_judge else real_models(args.work, sets, 30, None)[0]  # Dice only
     held_out = float(dice_per_case(seg, sets["val"]).mean()) if seg is not None else None
     real_feats = image_features([r.image for r in sets["train"].records])
-    reference = {"busi_train": {**contrast_row(real_i, real_m), **word_shares(busi_rule, real_i, real_m)},
+    reference = {"busi_train": {**contrast_row(real_i, real_m), **word_shares(busi_rule, real_i, real_m),
+                                "edge": edge_rows(busi_rule, real_i, real_m)},
                  "stu": contrast_row([r.image for r in stu], [r.mask for r in stu]),
                  "judge_dice_real_held_out": held_out, "busi_rule": busi_rule.to_dict(),
                  "median_sharpness": float(np.nanmedian([boundary_sharpness(i, m) for i, m in zip(real_i, real_m)]))}
@@ -149,6 +162,7 @@ def main(argv=None):
         through = vae_round_trip(args.vae_reference, real_i)
         reference["busi_train_through_vae"] = {"checkpoint": args.vae_reference, **contrast_row(through, real_m),
                                                **word_shares(busi_rule, through, real_m),
+                                               "edge": edge_rows(busi_rule, through, real_m),
                                                "median_sharpness": float(np.nanmedian(
                                                    [boundary_sharpness(i, m) for i, m in zip(through, real_m)]))}
     print(reference, flush=True)
@@ -168,6 +182,7 @@ def main(argv=None):
         feats = image_features(images)
         row = {"generator": name, "checkpoint": path, "options": options, "descriptor_prompts": rule is not None, "seconds": round(secs, 1),
                **contrast_row(images, masks), **word_shares(rule or busi_rule, images, masks),
+               "edge": edge_rows(rule or busi_rule, images, masks),
                "judge_dice": float(dice_per_case(seg, ds).mean()) if seg is not None else None,
                "frechet_distance": frechet_distance(real_feats, feats), "kernel_distance": kernel_distance(real_feats, feats)}
         for what in FOLLOWED:
@@ -214,6 +229,16 @@ def main(argv=None):
                   f"{r['below_30']:.0%} | {r['echo']['isoechoic']:.0%} | {r['echo']['markedly hypoechoic']:.0%} | "
                   f"{r['margin']['indistinct']:.0%} | {r['margin']['irregular']:.0%} | {_judge(r['judge_dice'])} | "
                   f"{r['frechet_distance']:.1f} | {r['kernel_distance']:.4f} |")
+    md += ["", "Edge rise across the outline, median over lesions (all, then by the margin word the rule reads): "
+           "px from 10% to 90% of the way from the core (4-8 px inside) to the surround (4-8 px outside), and "
+           "the share of the rise in the one step across the outline (`synthaug.models.descriptors.edge_rise`).", "",
+           "| set | all | circumscribed | indistinct | irregular |", "|---|---|---|---|---|"]
+    edge_sets = [("real BUSI train", b)] + ([("real through the VAE", v)] if v else []) + [(r["generator"], r)
+                                                                                          for r in rows]
+    for label, rec in edge_sets:
+        md.append(f"| {label} | " + " | ".join(
+            f"{e['width']:.1f} px, {e['at_outline']:.2f} (n={e['n']})" if e["n"] else "–"
+            for e in (rec["edge"][w] for w in ("all", *MARGIN))) + " |")
     for what, fmt in (("contrast", ".0f"), ("sharpness", ".2f")):
         follows = [r for r in rows if f"{what}_following" in r]
         if follows:

@@ -68,27 +68,53 @@ def edge_band(masks, width: int = EDGE_BAND):
     return F.max_pool2d(masks, k, stride=1, padding=width) + F.max_pool2d(-masks, k, stride=1, padding=width)
 
 
-def control_hint(masks, contrasts=None, sharpness=None):
+EDGE_HINTS = ("band", "ramp")  # how the edge hint carries a lesion's boundary sharpness (``control_hint``)
+RAMP_PX = 8  # the widest inward ramp of the "ramp" edge hint, in px (a lesion without any step at its outline)
+
+
+def edge_ramp(masks, sharpness):
+    """(B, 1, H, W) in [0, 1]: each mask with its outer ``w`` px ramped up from ``1 / w`` at the outline to 1,
+    ``w = 1 + RAMP_PX * (1 - sharpness)`` (1: the binary mask). Why inward: in BUSI train an indistinct
+    lesion's grey level ramps inside its outline (the 104 indistinct lesions' mean profile rises from 13% of
+    the way to the surround 4 px inside to 97% 1 px outside; circumscribed ones step at the outline)."""
+    import torch
+    import torch.nn.functional as F
+
+    masks = masks.float()
+    depth, eroded = masks.clone(), masks
+    for _ in range(RAMP_PX):  # depth: 1 on the mask's outer ring, 2 on the next, ...
+        eroded = -F.max_pool2d(-eroded, 3, stride=1, padding=1)
+        depth = depth + eroded
+    sharp = torch.as_tensor(sharpness, dtype=torch.float32, device=masks.device).view(-1, 1, 1, 1)
+    return (depth / (1 + RAMP_PX * (1 - sharp.clamp(0, 1)))).clamp(max=1)
+
+
+def control_hint(masks, contrasts=None, sharpness=None, edge: str = "band"):
     """The ControlNet's hint (B, C, H, W) for masks (B, 1, H, W) in {0, 1}: the mask in [-1, 1]; with
     ``contrasts`` (B,) a second channel holding each lesion's lesion-to-surround contrast inside its mask
-    (``contrast / CONTRAST_SCALE``, 0 outside); with ``sharpness`` (B,) too, a third holding each lesion's
-    boundary sharpness on the band where it is measured (``edge_band``, 0 elsewhere). The mask says where
-    the lesion is; the other channels say how visible it is and how sharp its edge, per case, which a
-    prompt word alone did not make the network follow."""
+    (``contrast / CONTRAST_SCALE``, 0 outside); with ``sharpness`` (B,) too, each lesion's boundary sharpness,
+    ``edge="band"``: as a third channel on the band where it is measured (``edge_band``, 0 elsewhere);
+    ``edge="ramp"``: as the mask channel's inward ramp (``edge_ramp``), a spatial edge profile to copy, where
+    the band's number was not followed (session 23). The mask says where the lesion is; the rest say how
+    visible it is and how sharp its edge, per case, which a prompt word alone did not make the network follow."""
     import torch
 
+    if edge not in EDGE_HINTS:
+        raise SynthaugError(f"edge hint must be one of {EDGE_HINTS}, not {edge!r}")
     masks = masks.float()
     hint = masks * 2 - 1
     if contrasts is None:
         if sharpness is not None:
-            raise SynthaugError("the edge channel comes after the contrast channel: give contrasts too")
+            raise SynthaugError("the edge hint comes with the contrast channel: give contrasts too")
         return hint
 
     def per_case(values):
         return torch.as_tensor(values, dtype=torch.float32, device=masks.device).view(-1, 1, 1, 1)
 
     channels = [hint, masks * per_case(contrasts) / CONTRAST_SCALE]
-    if sharpness is not None:
+    if sharpness is not None and edge == "ramp":
+        channels[0] = edge_ramp(masks, sharpness) * 2 - 1
+    elif sharpness is not None:
         channels.append(edge_band(masks) * per_case(sharpness).clamp(0, SHARPNESS_MAX))
     return torch.cat(channels, 1)
 
@@ -159,6 +185,33 @@ def boundary_sharpness(image: np.ndarray, mask: np.ndarray) -> float:
     if not outside.any() or not inside.any() or not np.isfinite(contrast) or abs(contrast) < 1e-6:
         return float("nan")
     return float((image[outside].mean() - image[inside].mean()) / max(contrast, 1.0))
+
+
+PROFILE_REACH = 8  # px each side of the outline that ``edge_profile`` reads
+
+
+def edge_profile(image: np.ndarray, mask: np.ndarray, reach: int = PROFILE_REACH) -> np.ndarray:
+    """Mean grey level at each distance from the outline, ``-reach .. reach`` px (``2 * reach + 1`` values):
+    0 is the mask's own outer ring, 1 the first ring outside, negative further inside; NaN where no pixel is."""
+    mask, image = np.asarray(mask) > 0, np.asarray(image, dtype=np.float64)
+    dist = np.rint(ndimage.distance_transform_edt(~mask)).astype(int)
+    dist[mask] = 1 - np.rint(ndimage.distance_transform_edt(mask)[mask]).astype(int)
+    return np.array([image[dist == k].mean() if (dist == k).any() else np.nan for k in range(-reach, reach + 1)])
+
+
+def edge_rise(image: np.ndarray, mask: np.ndarray, reach: int = PROFILE_REACH) -> dict | None:
+    """How a lesion's grey level rises to its surround across the outline: ``width``, the px from 10% to 90%
+    of the way from the core (4-8 px inside) to the surround (4-8 px outside), and ``at_outline``, the share
+    of that rise in the one step across the outline. BUSI train at 128 px: width 4 and 0.41 for circumscribed
+    lesions, 5 and 0.16 for indistinct ones. None without 5 grey levels of contrast."""
+    p = edge_profile(image, mask, reach)
+    core, surround = np.nanmean(p[: reach - 3]), np.nanmean(p[reach + 4:])
+    if not np.isfinite(core) or not np.isfinite(surround) or surround - core < 5:
+        return None
+    n = (p - core) / (surround - core)
+    up10, up90 = np.argmax(n >= 0.1), np.argmax(n >= 0.9)
+    step = n[reach + 1] - n[reach]
+    return {"width": float(up90 - up10), "at_outline": float(step) if np.isfinite(step) else float("nan")}
 
 
 def echo_word(contrast: float) -> str:

@@ -51,7 +51,7 @@ class BusPipeline(DiffusionPipeline):
                  generator=None, control_scale: float = 1.0, bf16: bool = True, progress: bool = False,
                  keep_latents: torch.Tensor | None = None, keep_mask: torch.Tensor | None = None,
                  engine=None, contrast: Sequence[float] | None = None,
-                 sharpness: Sequence[float] | None = None) -> torch.Tensor:
+                 sharpness: Sequence[float] | None = None, edge: str = "band") -> torch.Tensor:
         """Images (B, 1, H, W) in [-1, 1] for masks (B, 1, H, W) in {0, 1} and prompt embeddings (B, L, D).
 
         With ``keep_latents`` (scaled VAE latents of real images) and ``keep_mask`` (B, 1, h, w), 1 where
@@ -59,13 +59,14 @@ class BusPipeline(DiffusionPipeline):
         timestep (blended latent diffusion), so only the rest is generated. ``engine`` (an
         ``engines.OpenVinoEngine``) runs the step and the decode instead of torch eager. ``contrast`` (B,):
         each lesion's lesion-to-surround contrast for a ControlNet trained with the contrast hint; ``sharpness``
-        (B,): each lesion's boundary sharpness for one trained with the edge hint too."""
+        (B,): each lesion's boundary sharpness for one trained with the edge hint too, drawn as ``edge``
+        (``models.descriptors.control_hint``)."""
         device = self.unet.device
         b, size = masks.shape[0], masks.shape[-1]
         latent = self.unet.config.sample_size
         x = randn_tensor((b, self.unet.config.in_channels, latent, latent), generator=generator, device=device,
                          dtype=torch.float32)
-        cond = control_hint(masks.to(device, torch.float32), contrast, sharpness)
+        cond = control_hint(masks.to(device, torch.float32), contrast, sharpness, edge=edge)
         cfg = guidance_scale != 1.0 and null_text is not None
         text = text.to(device)
         if cfg:
@@ -159,6 +160,7 @@ class BusGenerator(PairGenerator):
         self.descriptor_rule = DescriptorRule(**info["descriptor_rule"]) if info.get("descriptor_rule") else None
         self.contrast_table = (info.get("contrast_control") or {}).get("table")  # training contrasts per word
         self.sharpness_table = (info.get("edge_control") or {}).get("table")  # training edge sharpness per margin
+        self.edge_hint = (info.get("edge_control") or {}).get("hint", "band")  # how the hint draws it
         self.contrast_gain = float(contrast_gain if contrast_gain is not None else info.get("contrast_gain", 1.0))
         self.contrast_offset = float(contrast_offset if contrast_offset is not None else info.get("contrast_offset", 0.0))
         if self.contrast_gain <= 0:
@@ -290,7 +292,7 @@ class BusGenerator(PairGenerator):
                            num_inference_steps=self.steps, scheduler=self.scheduler, generator=gens, bf16=self.bf16,
                            control_scale=0.0 if self.ablation == "text-only" else self.control_scale,
                            engine=self.runner, contrast=self.hint_contrasts(contrast),
-                           sharpness=self.hint_sharpness(sharpness))
+                           sharpness=self.hint_sharpness(sharpness), edge=self.edge_hint)
         imgs = to_uint8(images)
         extra = {"descriptors_requested": self.requested} if self.requested else {}
         return [Pair(i, m[0].to(torch.uint8).numpy(), {"label": c.label, "box": list(c.box), "prompt": p,

@@ -67,3 +67,22 @@ def test_the_vae_round_trip_gives_back_the_lesion_with_its_contrast():
     for original, made in zip(images, back):
         assert abs(lesion_contrast(made, mask) - lesion_contrast(original, mask)) < 12
     assert not np.array_equal(back[0], images[0])  # it did go through the network
+
+
+def test_a_ramped_edge_is_wider_and_rises_less_at_the_outline_than_a_step():
+    """The edge rise separates a soft margin (grey level ramping over 6 px inside the outline) from a step."""
+    from scipy import ndimage
+
+    from benchmarks.descriptor_quality import edge_rows
+    from synthaug.models.descriptors import DescriptorRule
+
+    step = pair(None, 80)
+    depth = ndimage.distance_transform_edt(step.mask)
+    ramped = np.where(step.mask, 150 - 80 * np.clip(depth / 6, 0, 1), 150).astype(np.uint8)
+    faint = np.full_like(ramped, 150)  # no contrast: no rise to measure
+    rule = DescriptorRule(curvature_threshold=10.0, sharpness_threshold=0.6)
+    rows = edge_rows(rule, [step.image, ramped, faint], [step.mask] * 3)
+    assert rows["all"]["n"] == 2 and rows["circumscribed"]["n"] == 1 and rows["indistinct"]["n"] == 1
+    sharp, soft = rows["circumscribed"], rows["indistinct"]
+    assert sharp["width"] == 0 and sharp["at_outline"] == pytest.approx(1)
+    assert soft["width"] >= 4 and soft["at_outline"] < 0.3

@@ -93,6 +93,28 @@ def test_the_edge_hint_holds_each_lesions_sharpness_on_the_band_where_it_is_meas
     with pytest.raises(SynthaugError, match="contrast"):
         control_hint(masks, None, [0.3, 0.3])
 
+
+def test_the_ramp_edge_hint_ramps_each_mask_inward_by_its_sharpness():
+    """Issue 34: a soft BUSI margin ramps inside the outline; the "ramp" hint draws that in the mask channel."""
+    import torch
+
+    from synthaug.models.descriptors import RAMP_PX, control_hint, edge_ramp
+
+    masks = torch.zeros(3, 1, 32, 32)
+    masks[:, :, 6:26, 6:26] = 1
+    ramp = edge_ramp(masks, [1.0, 0.5, -3.0])  # w = 1, 1 + RAMP_PX / 2, 1 + RAMP_PX (clipped)
+    assert torch.equal(ramp[0], masks[0])  # a sharp lesion: the binary mask
+    assert torch.equal(ramp > 0, masks > 0)  # never outside the mask, nowhere zero inside it
+    w = 1 + RAMP_PX / 2
+    row = ramp[1, 0, 16, 6:16].tolist()  # from the left outline to the centre
+    assert row[:4] == [pytest.approx(k / w) for k in (1, 2, 3, 4)] and row[-1] == 1.0
+    assert all(a <= b for a, b in zip(row, row[1:])) and ramp[2, 0, 16, 6] == pytest.approx(1 / (1 + RAMP_PX))
+    hint = control_hint(masks, [40.0] * 3, [1.0, 0.5, 0.0], edge="ramp")
+    assert hint.shape == (3, 2, 32, 32) and torch.equal(hint[:, 1], control_hint(masks, [40.0] * 3)[:, 1])
+    assert torch.allclose(hint[:, :1], edge_ramp(masks, [1.0, 0.5, 0.0]) * 2 - 1)
+    with pytest.raises(SynthaugError, match="edge hint"):
+        control_hint(masks, [40.0] * 3, [1.0] * 3, edge="blur")
+
 def test_contrasts_are_drawn_from_the_training_lesions_of_that_type_and_word():
     from synthaug.models.descriptors import draw_measured, word_table
 

@@ -163,6 +163,11 @@ def test_the_edge_hint_controlnet_trains_exports_its_table_and_samples_each_pair
     cn = create_objective("controlnet", dict(kw, ldm=str(ldm), contrast_control=True, edge_control=True,
                                              controlnet=dict(conditioning_channels=(8, 16))))
     assert cn.models["controlnet"].config.conditioning_channels == 3
+    ramp = create_objective("controlnet", dict(kw, ldm=str(ldm), contrast_control=True, edge_control="ramp",
+                                               controlnet=dict(conditioning_channels=(8, 16))))
+    assert ramp.models["controlnet"].config.conditioning_channels == 2  # the ramp is drawn in the mask channel
+    with pytest.raises(SynthaugError, match="edge_control"):
+        create_objective("controlnet", dict(kw, ldm=str(ldm), contrast_control=True, edge_control="blur"))
     final = train(cn, cases, cfg, tmp_path / "cn")
     table = json.loads((final / "synthaug.json").read_text(encoding="utf-8"))["edge_control"]["table"]
     measured = {round(w["sharpness"], 3) for w in (cn.cache["rule"].describe((c["image"][0] * 255).round().numpy(),
@@ -191,3 +196,7 @@ def test_the_edge_hint_controlnet_trains_exports_its_table_and_samples_each_pair
                   cases, cfg, tmp_path / "cn0")  # the contrast hint only
     with pytest.raises(SynthaugError, match="edge hint"):
         create_generator(assemble_bus(vae_dir, ldm, plain, scmg, tmp_path / "b0", default_steps=2), edge_gain=2.0)
+    ramp_final = train(ramp, cases, cfg, tmp_path / "cn_ramp")
+    ramp_gen = create_generator(assemble_bus(vae_dir, ldm, ramp_final, scmg, tmp_path / "b_ramp", default_steps=2))
+    assert ramp_gen.edge_hint == "ramp" and gen.edge_hint == "band"
+    assert all(0 <= p.meta["sharpness_requested"] for p in ramp_gen.sample(2, seed=0))  # a 2-channel hint runs

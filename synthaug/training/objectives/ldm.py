@@ -19,7 +19,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ...errors import SynthaugError
 from ...models.ldm import latent_unet, load_grown, mask_controlnet, vae_factor
-from ...models.descriptors import (CONTRAST_SCALE, SHARPNESS_MAX, DescriptorRule, control_hint,
+from ...models.descriptors import (CONTRAST_SCALE, EDGE_HINTS, SHARPNESS_MAX, DescriptorRule, control_hint,
                                    descriptor_prompt, lesion_contrast, word_table)
 from ...models.text import PromptRule, TextEncoder
 from ...pipelines.base import LABELS, write_generator_info
@@ -47,7 +47,7 @@ class LatentDiffusionObjective:
                  text_encoder: str | None = None, resolution: int = 128, unet: dict | None = None,
                  controlnet: dict | None = None, prompt_dropout: float = 0.1, num_train_timesteps: int = 1000,
                  max_length: int = 24, hflip: bool = True, single_class: bool | None = None,
-                 prompts: str = "type-median", contrast_control: bool = False, edge_control: bool = False,
+                 prompts: str = "type-median", contrast_control: bool = False, edge_control: bool | str = False,
                  lesion_weight: float = 0.0):
         if stage not in ("ldm", "controlnet"):
             raise SynthaugError(f"stage must be ldm or controlnet, not {stage!r}")
@@ -58,8 +58,13 @@ class LatentDiffusionObjective:
             raise SynthaugError("model.contrast_control is a controlnet-stage option with model.prompts: descriptors")
         self.contrast_control = bool(contrast_control)  # a second hint channel: each lesion's measured contrast
         if edge_control and not contrast_control:
-            raise SynthaugError("model.edge_control (the edge-sharpness hint channel) needs model.contrast_control")
-        self.edge_control = bool(edge_control)  # a third: each lesion's boundary sharpness, on its edge band
+            raise SynthaugError("model.edge_control (the edge-sharpness hint) needs model.contrast_control")
+        # each lesion's boundary sharpness: "band" (or true), a third channel on its edge band; "ramp", the mask
+        # channel's inward ramp (synthaug.models.descriptors.control_hint)
+        self.edge_hint = "band" if edge_control is True else (edge_control or None)
+        if self.edge_hint not in (None, *EDGE_HINTS):
+            raise SynthaugError(f"model.edge_control must be true, false or one of {EDGE_HINTS}, not {edge_control!r}")
+        self.edge_control = self.edge_hint is not None
         if lesion_weight < 0:
             raise SynthaugError(f"model.lesion_weight must be >= 0, not {lesion_weight}")
         self.lesion_weight = float(lesion_weight)
@@ -85,7 +90,8 @@ class LatentDiffusionObjective:
             self.unet = UNet2DConditionModel.from_pretrained(str(ldm), subfolder="unet", dtype=torch.float32)
             self.unet.requires_grad_(False).eval()
             self.models = {"controlnet": mask_controlnet(self.unet, self.factor, **(controlnet or {}),
-                                                         hint_channels=1 + self.contrast_control + self.edge_control)}
+                                                         hint_channels=1 + self.contrast_control
+                                                         + (self.edge_hint == "band"))}
         self.ldm_path = ldm
         self.cache: dict = {}
 
@@ -159,25 +165,26 @@ class LatentDiffusionObjective:
         mask = torch.where(flip.view(-1, 1, 1, 1), mask.flip(-1), mask)
         contrast, sharpness = (self.cache[k][idx] if self.cache.get(k) is not None else None
                                for k in ("contrast", "sharpness"))
-        return latents, self.cache["embeddings"][pid], control_hint(mask, contrast, sharpness)
+        return latents, self.cache["embeddings"][pid], control_hint(mask, contrast, sharpness,
+                                                                    edge=self.edge_hint or "band"), mask
 
     def loss(self, batch, models):
-        latents, text, mask = self._batch(batch)
+        latents, text, hint, mask = self._batch(batch)
         device = next(next(iter(models.values())).parameters()).device  # also when DDP-wrapped
-        latents, text, mask = latents.to(device), text.to(device), mask.to(device)
+        latents, text, hint, mask = latents.to(device), text.to(device), hint.to(device), mask.to(device)
         noise = torch.randn_like(latents)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],), device=device)
         noisy = self.noise.add_noise(latents, noise, t)
         if self.stage == "ldm":
             eps = models["unet"](noisy, t, encoder_hidden_states=text).sample
         else:
-            down, mid = models["controlnet"](noisy, t, encoder_hidden_states=text, controlnet_cond=mask,
+            down, mid = models["controlnet"](noisy, t, encoder_hidden_states=text, controlnet_cond=hint,
                                              return_dict=False)
             eps = self.unet.to(device)(noisy, t, encoder_hidden_states=text, down_block_additional_residuals=down,
                                        mid_block_additional_residual=mid).sample
         if not self.lesion_weight:
             return F.mse_loss(eps.float(), noise), {}
-        weight = lesion_weights(mask[:, :1], latents.shape[-1], self.lesion_weight)
+        weight = lesion_weights(mask, latents.shape[-1], self.lesion_weight)
         return ((eps.float() - noise).pow(2).mean(1, keepdim=True) * weight).sum() / weight.sum(), {}
 
     # ------------------------------------------------------------------------- export
@@ -199,7 +206,7 @@ class LatentDiffusionObjective:
                 "prompt_counts": self.cache.get("prompt_counts"), "single_class": bool(self.single_class),
                 **({"contrast_control": {"scale": CONTRAST_SCALE, "table": self.contrast_table}}
                    if self.contrast_control else {}),
-                **({"edge_control": {"clip": SHARPNESS_MAX, "table": self.sharpness_table}}
+                **({"edge_control": {"clip": SHARPNESS_MAX, "table": self.sharpness_table, "hint": self.edge_hint}}
                    if self.edge_control else {}),
                 **info}
         write_generator_info(out, meta)  # last: records the sha256 of every file saved above
