@@ -122,15 +122,18 @@ def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, con
               help="Sampling default to calibrate for and store: a sigma in px or 'auto' (default: the checkpoint's).")
 @click.option("--match-margin/--no-match-margin", default=None,
               help="Sampling default to calibrate for and store (default: the checkpoint's).")
+@click.option("--edge-gain", type=float, default=None,
+              help="Sampling default to calibrate for and store, edge-hint checkpoints only: the stretch of each "
+                   "lesion's asked boundary sharpness about the training median (default: the checkpoint's).")
 @_friendly
-def calibrate_cmd(checkpoint, out, n, seed, rounds, mask_smoothing, match_margin):
+def calibrate_cmd(checkpoint, out, n, seed, rounds, mask_smoothing, match_margin, edge_gain):
     """Copy a contrast-hint bus CHECKPOINT to OUT with its contrast hints calibrated on N sampled pairs a round."""
     from ..pipelines.bus_calibration import calibrated_checkpoint
 
     if n < 64:
         raise SynthaugError(f"-n {n}: a calibration needs at least 64 pairs (448 by default)")
-    options = {k: v for k, v in (("mask_smoothing", _sigma_or_auto(mask_smoothing)), ("match_margin", match_margin))
-               if v is not None}
+    options = {k: v for k, v in (("mask_smoothing", _sigma_or_auto(mask_smoothing)), ("match_margin", match_margin),
+                                 ("edge_gain", edge_gain)) if v is not None}
     click.echo(str(calibrated_checkpoint(checkpoint, out, n=n, seed=seed, rounds=rounds, **options)))
 
 

@@ -61,7 +61,7 @@ def _percentiles(values) -> list[float]:
 def calibrated_checkpoint(src: str | Path, out: str | Path, n: int = 448, seed: int = 0, rounds: int = 1,
                           progress: bool = True, **options) -> Path:
     """A copy of ``src`` at ``out`` whose contrast hints go through a map fitted now (``calibrate_contrast``),
-    with ``options`` (``mask_smoothing``, ``match_margin``, ...) as its sampling defaults. ``src`` is not
+    with ``options`` (``mask_smoothing``, ``match_margin``, ``edge_gain``, ...) as its sampling defaults. ``src`` is not
     touched; ``out`` must not exist and appears whole or not at all."""
     src, out = Path(src), Path(out)
     if out.exists():
@@ -75,6 +75,8 @@ def calibrated_checkpoint(src: str | Path, out: str | Path, n: int = 448, seed: 
     if gen.masks.smoothing:
         info["mask_smoothing"] = gen.masks.smoothing
     info["match_margin"] = gen.match_margin
+    if gen.sharpness_table:  # the edge hint's stretch changes the lesions the map was fitted on
+        info["edge_gain"] = gen.edge_gain
     info["calibrated_from"] = str(src)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -103,8 +105,12 @@ def calibration_card(before: str, name: str, src: Path, info: dict) -> str:
             f"{m['hint'][0]:.0f} -> measured {m['measured'][0]:.0f} grey levels at the 2.5th percentile, "
             f"{m['hint'][-1]:.0f} -> {m['measured'][-1]:.0f} at the 97.5th.{_rounds(calibration)} Sampling defaults it "
             f"holds for: mask smoothing {_sigmas(info.get('mask_smoothing'))}, match margin "
-            f"{info.get('match_margin', False)}. The card of `{src.name}` follows.\n\n"
+            f"{info.get('match_margin', False)}{_edge_gain(info)}. The card of `{src.name}` follows.\n\n"
             + re.sub(r"^(#+) ", r"#\1 ", before, flags=re.M))
+
+
+def _edge_gain(info: dict) -> str:
+    return f", edge gain {info['edge_gain']:g}" if (info.get("edge_control") or {}).get("table") else ""
 
 
 def _rounds(calibration: dict) -> str:

@@ -62,3 +62,15 @@ def test_calibration_options_that_cannot_hold_are_refused_in_one_line(calibrated
     assert not (tmp_path / "x").exists()
     result = CliRunner().invoke(main, ["calibrate", str(LW), "--out", str(tmp_path / "y"), "-n", "8"])
     assert result.exit_code != 0 and "at least 64 pairs" in result.output and not (tmp_path / "y").exists()
+
+
+def test_an_edge_gain_calibrated_for_is_stored_and_named_on_the_card(tmp_path):
+    ramp = CHECKPOINTS / "bus-ramp-cal-busi-128"
+    calibrated_checkpoint(ramp, tmp_path / "g4", n=48, rounds=1, progress=False, steps=2, edge_gain=4)
+    gen = create_generator(tmp_path / "g4", steps=2, engine="torch")
+    assert gen.edge_gain == 4.0 and gen.info["edge_gain"] == 4.0
+    assert gen.hint_sharpness([gen.sharpness_centre - 0.1]) == pytest.approx([gen.sharpness_centre - 0.4])
+    assert "match margin True, edge gain 4." in (tmp_path / "g4" / "README.md").read_text(encoding="utf-8")
+    result = CliRunner().invoke(main, ["calibrate", str(LW), "--out", str(tmp_path / "lw"), "--edge-gain", "2"])
+    assert result.exit_code != 0 and "edge_gain needs a bus checkpoint trained with the edge hint" in result.output
+    assert not (tmp_path / "lw").exists()
