@@ -116,11 +116,14 @@ def _edge_gain(info: dict) -> str:
 def _rounds(calibration: dict) -> str:
     """The card's sentence on the rounds (none for one): the wanted and made percentiles of each."""
     rounds = calibration.get("rounds") or []
-    if len(rounds) < 2:
-        return ""
     made = "; ".join(f"round {i + 1}: " + " / ".join(f"{w:.0f} -> {m:.0f}" for w, m in
                                                       zip(r["wanted_q10_q50_q90"], r["measured_q10_q50_q90"]))
                      for i, r in enumerate(rounds))
+    if len(rounds) == 1 and isinstance(calibration.get("fitted_on"), str):  # a calibrated source, sampled anew
+        return (f" Its one round sampled through the source's map; wanted -> made 10th / 50th / 90th percentiles "
+                f"on its pairs: {made}.")
+    if len(rounds) < 2:
+        return ""
     return (f" Each of its {len(rounds)} rounds sampled through the map of the one before (the first through the "
             f"hints as they were); wanted -> made 10th / 50th / 90th percentiles on its pairs: {made}.")
 

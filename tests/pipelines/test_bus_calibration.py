@@ -70,7 +70,9 @@ def test_an_edge_gain_calibrated_for_is_stored_and_named_on_the_card(tmp_path):
     gen = create_generator(tmp_path / "g4", steps=2, engine="torch")
     assert gen.edge_gain == 4.0 and gen.info["edge_gain"] == 4.0
     assert gen.hint_sharpness([gen.sharpness_centre - 0.1]) == pytest.approx([gen.sharpness_centre - 0.4])
-    assert "match margin True, edge gain 4." in (tmp_path / "g4" / "README.md").read_text(encoding="utf-8")
+    card = (tmp_path / "g4" / "README.md").read_text(encoding="utf-8")
+    assert "match margin True, edge gain 4." in card
+    assert "Its one round sampled through the source's map; wanted -> made" in card  # a calibrated source
     result = CliRunner().invoke(main, ["calibrate", str(LW), "--out", str(tmp_path / "lw"), "--edge-gain", "2"])
     assert result.exit_code != 0 and "edge_gain needs a bus checkpoint trained with the edge hint" in result.output
     assert not (tmp_path / "lw").exists()
