@@ -15,7 +15,9 @@ With ``--descriptor-generator`` (issue 34) it also trains, at 25% and 100% real,
 seeds, the one with the best mean validation DSC is recorded in ``seg_scarcity_hard_pick.json`` and runs
 on every seed (reports ``seg_scarcity_hard_f*``). ``real`` runs are shared with the main reports.
 ``--arm NAME=CHECKPOINT`` (repeatable) adds another checkpoint's ``bus 100%`` at 25% and 100% real in the
-same way (reports ``seg_scarcity_NAME_f*``), e.g. a retrained candidate for the default ``bus``.
+same way (reports ``seg_scarcity_NAME_f*``), e.g. a retrained candidate for the default ``bus``;
+``--arm-fractions`` and ``--arm-conditions`` change where and how (e.g. ``bus 100% + ordinary`` at 10%,
+beside the headline comparison; ``real`` and ``ordinary`` runs do not depend on the generator and are shared).
 
 Rerunning the same command skips finished runs and resumes a killed one from its last epoch; a
 second process on the other core takes the runs the first one does not hold (file locks). On a machine
@@ -132,17 +134,30 @@ def parse_arms(specs: list[str] | None) -> dict[str, str]:
 
 
 def run_arm(args, fraction: float, arm: str, generator: str, mix: str | None, seeds: list[int],
-            report_only: bool) -> None:
+            report_only: bool, conditions: list[str] = ARM_CONDITIONS) -> None:
     if seeds:
-        seg.main(seg.SEGMENTATION, seg_args(args, fraction, ARM_CONDITIONS, ",".join(map(str, seeds)), report_only,
+        seg.main(seg.SEGMENTATION, seg_args(args, fraction, conditions, ",".join(map(str, seeds)), report_only,
                                             generator=generator, arm=arm, mix=mix))
 
 
-def checkpoint_arm(args, arm: str, generator: str, seed: int, done: list[int]) -> None:
-    """One checkpoint's ``bus 100%`` (default draws) for one seed at 25% and 100%, then its reports over ``done``."""
-    for fraction in DESC_FRACTIONS:
-        run_arm(args, fraction, arm, generator, None, [seed], args.report_only)
-        run_arm(args, fraction, arm, generator, None, done, True)
+def checkpoint_arm(args, arm: str, generator: str, seed: int, done: list[int], fractions=DESC_FRACTIONS,
+                   conditions: list[str] = ARM_CONDITIONS) -> None:
+    """One checkpoint's ``bus 100%`` (default draws) for one seed at 25% and 100% (or ``fractions``, under
+    ``conditions``), then its reports over ``done``."""
+    for fraction in fractions:
+        run_arm(args, fraction, arm, generator, None, [seed], args.report_only, conditions)
+        run_arm(args, fraction, arm, generator, None, done, True, conditions)
+
+
+def arm_setting(args) -> tuple[tuple[float, ...], list[str]]:
+    """The fractions and conditions of the ``--arm`` checkpoints (default: 25% and 100%, ``real`` and
+    ``bus 100%``)."""
+    spec = getattr(args, "arm_fractions", None)
+    fractions = tuple(float(f) for f in spec.split(",")) if spec else DESC_FRACTIONS
+    if not fractions or any(f not in FRACTIONS for f in fractions):
+        raise SystemExit(f"--arm-fractions {spec!r}: choose from {', '.join(map(str, FRACTIONS))}")
+    spec = getattr(args, "arm_conditions", None)
+    return fractions, (chosen_conditions(spec, None, "--arm-conditions") if spec else ARM_CONDITIONS)
 
 
 def descriptor_arms(args, seed: int, select: list[int], done: list[int]) -> None:
@@ -177,7 +192,8 @@ def import_committed(args) -> None:
         if HARD_PICK.is_file():
             mix = HARD_MIXES[json.loads(HARD_PICK.read_text(encoding="utf-8"))["pick"]]
             arms.append(("hard", args.descriptor_generator, ARM_CONDITIONS, DESC_FRACTIONS, mix))
-    arms += [(name, path, ARM_CONDITIONS, DESC_FRACTIONS, None) for name, path in parse_arms(args.arm).items()]
+    fractions, conditions = arm_setting(args)
+    arms += [(name, path, conditions, fractions, None) for name, path in parse_arms(args.arm).items()]
     with tempfile.TemporaryDirectory() as scratch:
         for arm, generator, conds, fractions, mix in arms:
             for fraction in fractions:
@@ -208,16 +224,16 @@ def check_precision(reports: list[Path], here: bool) -> None:
                              "with --results-dir DIR")
 
 
-def chosen_conditions(spec: str | None, pick: str | None) -> list[str]:
+def chosen_conditions(spec: str | None, pick: str | None, option: str = "--conditions") -> list[str]:
     """``--conditions`` (base condition names and ``pick``, the picked schedule) -> the condition list."""
     if spec is None:
         return BASE + ([pick] if pick else [])
     names = [c.strip() for c in spec.split(",") if c.strip()]
     unknown = [c for c in names if c not in BASE and c != "pick"]
     if unknown or not names:
-        raise SystemExit(f"--conditions {spec!r}: choose from {', '.join(BASE)}, pick")
+        raise SystemExit(f"{option} {spec!r}: choose from {', '.join(BASE)}, pick")
     if "pick" in names and not pick:
-        raise SystemExit("--conditions pick: no schedule is picked yet (the main matrix picks it at 25%)")
+        raise SystemExit(f"{option} pick: no schedule is picked yet (the main matrix picks it at 25%)")
     return [pick if c == "pick" else c for c in names]
 
 
@@ -239,6 +255,10 @@ def main(argv=None):
                     help="only the arms (--descriptor-generator, --arm), for a second process on the other core")
     ap.add_argument("--arm", action="append", metavar="NAME=CHECKPOINT",
                     help="another checkpoint's bus 100%% at 25%% and 100%% real (reports seg_scarcity_NAME_f*)")
+    ap.add_argument("--arm-fractions", default=None, help="real fractions of the --arm checkpoints (default 0.25,1.0)")
+    ap.add_argument("--arm-conditions", default=None,
+                    help="conditions of the --arm checkpoints, base names (default 'real,bus 100%%'); 'real' and "
+                         "'ordinary' runs are shared with the matrix")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--import-committed", action="store_true",
                     help="first copy the finished runs of the committed reports into --work (a new machine)")
@@ -249,6 +269,7 @@ def main(argv=None):
     if not fractions or any(f not in FRACTIONS for f in fractions):
         raise SystemExit(f"--fractions {args.fractions!r}: choose from {', '.join(map(str, FRACTIONS))}")
     extra_arms = parse_arms(args.arm)
+    arm_fractions, arm_conditions = arm_setting(args)  # a bad setting stops before anything trains
     results = results_dir(args)
     main_matrix = results.resolve() == RESULTS.resolve()
     chosen_conditions(args.conditions, pick_schedule(select))  # a bad --conditions stops before anything trains
@@ -275,7 +296,7 @@ def main(argv=None):
         if args.descriptor_generator:
             descriptor_arms(args, seed, select, [s for s in seeds if s <= seed])
         for arm, generator in extra_arms.items():
-            checkpoint_arm(args, arm, generator, seed, [s for s in seeds if s <= seed])
+            checkpoint_arm(args, arm, generator, seed, [s for s in seeds if s <= seed], arm_fractions, arm_conditions)
         if args.arms_only:
             continue
         for fraction in fractions:
@@ -284,9 +305,10 @@ def main(argv=None):
                 conditions = BASE + CANDIDATES
             seg.main(seg.SEGMENTATION, seg_args(args, fraction, conditions, done, report_only=True))
         reports = [f"{f}={results / (report_name(f) + '.json')}" for f in sorted(fractions)]
-        arm_labels = [("desc", "bus-desc"), ("hard", "bus-desc hard mix")] + [(a, f"bus-{a}") for a in extra_arms]
-        for arm, label in arm_labels:  # issue 34's and --arm's, where they ran
-            reports += [f"{f}={path}@{label}" for f in DESC_FRACTIONS
+        arm_labels = [("desc", "bus-desc", DESC_FRACTIONS), ("hard", "bus-desc hard mix", DESC_FRACTIONS)] + [
+            (a, f"bus-{a}", arm_fractions) for a in extra_arms]
+        for arm, label, arm_at in arm_labels:  # issue 34's and --arm's, where they ran
+            reports += [f"{f}={path}@{label}" for f in arm_at
                         if (path := results / (report_name(f, arm) + ".json")).is_file()]
         scarcity.main(sum((["--report", r] for r in reports), []) + ["--results-dir", str(results)])
 

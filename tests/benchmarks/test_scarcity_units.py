@@ -342,6 +342,40 @@ def test_an_extra_checkpoint_arm_trains_its_bus_runs_at_25_and_100_percent_under
             sm.main(["--arm", bad, "--arms-only"])
 
 
+def test_an_arm_can_run_the_headline_comparison_at_10_percent_in_a_separate_matrix(tmp_path, monkeypatch):
+    """``--arm-fractions`` / ``--arm-conditions``: a candidate's ``bus 100% + ordinary`` beside the headline,
+    its report in the separate matrix and in its summary; a bad setting stops before anything trains."""
+    import benchmarks.scarcity_matrix as sm
+
+    calls, summaries = [], []
+    monkeypatch.setattr(sm, "RESULTS", tmp_path / "main")
+    monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
+    monkeypatch.setattr(sm.scarcity, "main", lambda argv: summaries.append(argv))
+    monkeypatch.setattr(sm, "check_precision", lambda reports, here: None)
+    sep = tmp_path / "fp32"
+    sep.mkdir()
+    (sep / "seg_scarcity_g4_f10.json").write_text('{"runs": []}')  # as the arm's first report leaves it
+    headline = "real,ordinary,bus 100% + ordinary"
+    sm.main(["--seeds", "2", "--work", str(tmp_path / "w"), "--results-dir", str(sep), "--fractions", "0.1",
+             "--conditions", headline, "--arm", "g4=ckpt/g4", "--arm-fractions", "0.1", "--arm-conditions", headline,
+             "--arms-only"])
+    arg = lambda a, k: a[a.index(k) + 1]  # noqa: E731
+    training = [a for a in calls if "--report-only" not in a]
+    assert [(arg(a, "--name"), arg(a, "--generator"), arg(a, "--conditions")) for a in training] == [
+        ("seg_scarcity_g4_f10", "ckpt/g4", headline)]
+    assert all(arg(a, "--results-dir") == str(sep) for a in calls)
+    calls.clear()
+    sm.main(["--seeds", "2", "--work", str(tmp_path / "w"), "--results-dir", str(sep), "--fractions", "0.1",
+             "--conditions", headline, "--arm", "g4=ckpt/g4", "--arm-fractions", "0.1", "--arm-conditions", headline,
+             "--report-only"])
+    assert f"0.1={sep / 'seg_scarcity_g4_f10.json'}@bus-g4" in summaries[-1]
+    for bad in (["--arm-fractions", "0.5"], ["--arm-conditions", "bus 300%"]):
+        calls.clear()
+        with pytest.raises(SystemExit, match=bad[0]):
+            sm.main(["--seeds", "2", "--work", str(tmp_path / "w"), "--arm", "g4=ckpt/g4", "--arms-only", *bad])
+        assert not calls
+
+
 def test_a_machine_of_another_precision_is_refused_before_anything_trains(tmp_path, monkeypatch):
     """Session 23: a CPU without native bf16 imported none of the committed bf16 runs and began the matrix
     again in float32; now it stops at once in one line."""
