@@ -79,6 +79,13 @@ def edge_rows(rule: DescriptorRule, images, masks) -> dict:
     return out
 
 
+def margin_reading(rule: DescriptorRule, pairs) -> dict:
+    """The pairs' margins as ``rule`` reads them: the share of each word and the median boundary sharpness."""
+    read = [rule.describe(p.image, p.mask) for p in pairs]
+    return {"n": len(pairs), "read_as": {w: float(np.mean([r["margin"] == w for r in read])) for w in MARGIN},
+            "median_sharpness": float(np.nanmedian([r["sharpness"] for r in read]))}
+
+
 FOLLOWED = {"contrast": lesion_contrast, "sharpness": boundary_sharpness}  # hint value -> its measure
 
 
@@ -202,10 +209,7 @@ def main(argv=None):
             for word in MARGIN:
                 got = sample(gen.with_descriptors({"margin": {word: 1.0}}), args.per_bin, args.seed + 2,
                              labels[: args.per_bin])
-                read = [rule.describe(p.image, p.mask) for p in got]
-                row["margin_control"][word] = {"n": len(got), "read_as": {w: np.mean([r["margin"] == w for r in read])
-                                                                          for w in MARGIN},
-                                               "median_sharpness": float(np.nanmedian([r["sharpness"] for r in read]))}
+                row["margin_control"][word] = margin_reading(rule, got)
                 previews[f"{name}_margin_{word}"] = got[:8]
         rows.append(row)
         print(row, flush=True)

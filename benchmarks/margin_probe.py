@@ -17,23 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import write_results  # noqa: E402
-from benchmarks.descriptor_quality import parse_spec  # noqa: E402
+from benchmarks.descriptor_quality import margin_reading, parse_spec  # noqa: E402
 from synthaug import Condition, create_generator  # noqa: E402
-from synthaug.models.descriptors import MARGIN  # noqa: E402
 from synthaug.pipelines.base import sample_cases  # noqa: E402
 
 
 def read_margins(gen, n: int, seed: int) -> dict:
     """``n`` pairs of ``gen`` read by its rule: the share of each margin word and the median sharpness."""
-    pairs = sample_cases(gen, seed, range(n), lambda k: Condition(), progress=False)
-    read = [gen.descriptor_rule.describe(p.image, p.mask) for p in pairs]
-    return {"n": n, "read_as": {w: float(np.mean([r["margin"] == w for r in read])) for w in MARGIN},
-            "median_sharpness": float(np.nanmedian([r["sharpness"] for r in read]))}
+    return margin_reading(gen.descriptor_rule, sample_cases(gen, seed, range(n), lambda k: Condition(), progress=False))
 
 
 def main(argv=None):

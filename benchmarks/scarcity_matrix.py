@@ -192,8 +192,8 @@ def import_committed(args) -> None:
         if HARD_PICK.is_file():
             mix = HARD_MIXES[json.loads(HARD_PICK.read_text(encoding="utf-8"))["pick"]]
             arms.append(("hard", args.descriptor_generator, ARM_CONDITIONS, DESC_FRACTIONS, mix))
-    fractions, conditions = arm_setting(args)
-    arms += [(name, path, conditions, fractions, None) for name, path in parse_arms(args.arm).items()]
+    arm_fractions, arm_conditions = arm_setting(args)
+    arms += [(name, path, arm_conditions, arm_fractions, None) for name, path in parse_arms(args.arm).items()]
     with tempfile.TemporaryDirectory() as scratch:
         for arm, generator, conds, fractions, mix in arms:
             for fraction in fractions:

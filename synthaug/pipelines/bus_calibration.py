@@ -27,6 +27,9 @@ from .bus import BusGenerator
 from .checkpoint import write_generator_info
 
 
+MAP_SOURCE = "a contrast_calibration map"  # ``fitted_on`` of a calibration whose source was calibrated already
+
+
 def calibrate_contrast(gen: BusGenerator, n: int = 448, seed: int = 0, rounds: int = 1,
                        progress: bool = True) -> dict:
     """Sample ``n`` pairs (types and boxes from the training priors, words at the training shares), measure
@@ -38,7 +41,7 @@ def calibrate_contrast(gen: BusGenerator, n: int = 448, seed: int = 0, rounds: i
         raise SynthaugError("this bus checkpoint has no contrast hint: there is nothing to calibrate")
     if rounds < 1:
         raise SynthaugError(f"calibration rounds must be at least 1, not {rounds}")
-    fitted_on = ("a contrast_calibration map" if gen.contrast_map else
+    fitted_on = (MAP_SOURCE if gen.contrast_map else
                  {"contrast_gain": gen.contrast_gain, "contrast_offset": gen.contrast_offset})
     history = []
     for r in range(rounds):
@@ -110,22 +113,22 @@ def calibration_card(before: str, name: str, src: Path, info: dict) -> str:
 
 
 def _edge_gain(info: dict) -> str:
-    return f", edge gain {info['edge_gain']:g}" if (info.get("edge_control") or {}).get("table") else ""
+    return f", edge gain {info['edge_gain']:g}" if "edge_gain" in info else ""
 
 
 def _rounds(calibration: dict) -> str:
-    """The card's sentence on the rounds (none for one): the wanted and made percentiles of each."""
+    """The card's sentence on the rounds: the wanted and made percentiles of each."""
     rounds = calibration.get("rounds") or []
+    if not rounds:
+        return ""
     made = "; ".join(f"round {i + 1}: " + " / ".join(f"{w:.0f} -> {m:.0f}" for w, m in
                                                       zip(r["wanted_q10_q50_q90"], r["measured_q10_q50_q90"]))
                      for i, r in enumerate(rounds))
-    if len(rounds) == 1 and isinstance(calibration.get("fitted_on"), str):  # a calibrated source, sampled anew
-        return (f" Its one round sampled through the source's map; wanted -> made 10th / 50th / 90th percentiles "
-                f"on its pairs: {made}.")
-    if len(rounds) < 2:
-        return ""
-    return (f" Each of its {len(rounds)} rounds sampled through the map of the one before (the first through the "
-            f"hints as they were); wanted -> made 10th / 50th / 90th percentiles on its pairs: {made}.")
+    first = "the source's map" if calibration.get("fitted_on") == MAP_SOURCE else "the hints as they were"
+    if len(rounds) == 1:
+        return f" Its one round sampled through {first}; wanted -> made 10th / 50th / 90th percentiles on its pairs: {made}."
+    return (f" Each of its {len(rounds)} rounds sampled through the map of the one before (the first through "
+            f"{first}); wanted -> made 10th / 50th / 90th percentiles on its pairs: {made}.")
 
 
 def _sigmas(smoothing) -> str:
