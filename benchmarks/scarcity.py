@@ -162,11 +162,37 @@ def main(argv=None):
                                f"{classical[base]:.3f} (`real` reaches that at "
                                + (f"about {at_c:.0%})." if at_c else "no measured fraction, beyond 100%)."))
         md.append("")
+    compute = compute_time(reports, args.model)
+    md += ["## Compute", "", "Minutes per run (train + evaluation, one torch thread a run) and the hours the matrix took, "
+           "over the runs done (a run shared by several reports counted once; bank sampling not included):", "",
+           "| fraction | runs | minutes per run | hours | precision |", "|---|---|---|---|---|"]
+    md += [f"| {r['fraction']} | {r['runs']} | {r['minutes_mean']:.1f} ± {r['minutes_std']:.1f} | {r['hours']:.1f} | "
+           f"{r['precision']} |" for r in compute["rows"]]
+    md += ["", f"All fractions: {compute['runs']} runs, {compute['hours']:.1f} h of one core.", ""]
     figure = plot(curves, fractions, args.name, out_dir=args.results_dir)
     write_results(args.name, {"model": args.model, "fractions": fractions, "curves": curves, "saving": saving,
+                              "compute": compute,
                               "reports": {str(f): reports[f].get("command") for f in fractions},
                               "figure": str(figure.name)}, "\n".join(md),
                   out_dir=args.results_dir)
+
+
+def compute_time(reports: dict[float, dict], model: str) -> dict:
+    """Minutes per run and total hours per fraction, from the runs' own ``seconds`` (``merge`` already keeps a
+    run that several reports share once)."""
+    rows = []
+    for f, report in sorted(reports.items()):
+        runs = [r for r in report["runs"] if r["model"] == model]
+        if not runs:
+            continue
+        minutes = np.array([r["seconds"] / 60 for r in runs])
+        bf16 = {r.get("settings", {}).get("bf16") for r in runs}
+        rows.append({"fraction": f"{f:.0%}", "runs": len(runs), "minutes_mean": float(minutes.mean()),
+                     "minutes_std": float(minutes.std(ddof=1)) if minutes.size > 1 else 0.0,
+                     "hours": float(minutes.sum() / 60),
+                     "precision": " and ".join("bf16" if b else "float32" for b in sorted(bf16, key=str) if b is not None)
+                     or "not recorded"})
+    return {"rows": rows, "runs": sum(r["runs"] for r in rows), "hours": sum(r["hours"] for r in rows)}
 
 
 def drawn(points: dict, min_band_seeds: int = 3) -> dict[str, bool]:

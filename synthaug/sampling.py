@@ -27,6 +27,8 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
     ``background_from``) or ``judge`` scores at Dice >= T (``synthaug.gate``); every pair is made before
     the first file is written, so an unreachable gate writes nothing. ``mask_guidance`` (PIG only)
     overrides the checkpoint's guidance of the image toward its mask (``PIGPipeline``)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SynthaugError(f"number of pairs must be an integer >= 1, not {n!r}")
     check_steps(steps)
     check_device(device)
     kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler, "mask_guidance": mask_guidance,

@@ -69,6 +69,21 @@ def test_cli_refuses_steps_below_one(raw, tmp_path, command, steps):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("command", ["sample", "masks", "demo", "calibrate"])
+def test_cli_refuses_a_count_below_one(tmp_path, command):
+    args = ["calibrate", str(tmp_path)] if command == "calibrate" else [command]
+    args += ["--out", str(tmp_path / "o")]
+    one_line_error(CliRunner().invoke(main, args + ["-n", "0"]), "-n", "0", ">=1")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.0, True])
+def test_sample_to_folder_refuses_a_bad_count_before_writing(gen20, tmp_path, n):
+    with pytest.raises(SynthaugError, match="number of pairs must be an integer >= 1"):
+        sample_to_folder(gen20, n, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_default_steps_are_recorded_as_the_checkpoint_number(raw, gen20, tiny_generator_dir):
     assert GeneratorRef.resolve(gen20, None).identity["steps"] == 20
     assert GeneratorRef.resolve(str(tiny_generator_dir), None).identity["steps"] is None  # no sampler, no default

@@ -12,7 +12,7 @@ from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _de
 
 @click.command()
 @click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
-@click.option("-n", "n", type=int, default=16, show_default=True, help="Number of pairs.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of pairs.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--type", "tumour_type", type=click.Choice(["benign", "malignant", "mixed"]), default="mixed",
@@ -54,7 +54,7 @@ def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_si
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="SCMG checkpoint folder (default: checkpoints/scmg-busi-128).")
-@click.option("-n", "n", type=int, default=16, show_default=True, help="Number of masks.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of masks.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--type", "tumour_type", type=click.Choice(["benign", "malignant"]), default=None,
@@ -76,7 +76,7 @@ def masks(checkpoint, n, out, seed, tumour_type, box, device, threads):
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
 @click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
-@click.option("-n", "n", type=int, default=16, show_default=True, help="Base cases to write.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Base cases to write.")
 @click.option("--ratio", type=float, default=0.25, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps, >= 1 (checkpoint default if unset).")
 @click.option("--scheduler", type=click.Choice(["ddim", "dpm++", "unipc"]), default=None)

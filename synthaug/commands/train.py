@@ -16,8 +16,8 @@ from .common import _friendly
               help="nnU-Net raw folder or the BUSI release folder (default: $SYNTHAUG_DATA/BUSI, train split).")
 @click.option("--profile", default="cpu-128", show_default=True, help="Recipe profile (recipes/KIND-PROFILE.yaml) or a YAML path.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (states, log, final checkpoint).")
-@click.option("--steps", type=int, default=None, help="Override the recipe's step count.")
-@click.option("--batch-size", type=int, default=None, help="Override the recipe's batch size.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the recipe's step count.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the recipe's batch size.")
 @click.option("--max-minutes", type=float, default=None, help="Stop and export after this wall time; rerun to resume.")
 @click.option("--resume/--no-resume", default=True, show_default=True)
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -81,7 +81,7 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
 @click.option("--controlnet", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--scmg", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The bus checkpoint folder to write.")
-@click.option("--steps", type=int, default=20, show_default=True, help="Default sampler steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="Default sampler steps.")
 @click.option("--guidance-scale", type=float, default=1.0, show_default=True, help="Default text guidance.")
 @click.option("--control-scale", type=float, default=1.0, show_default=True,
               help="Default ControlNet conditioning scale (how strongly the mask steers the image).")
@@ -114,9 +114,9 @@ def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, con
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="The calibrated copy to write (a new folder).")
-@click.option("-n", "n", type=int, default=448, show_default=True, help="Pairs sampled to fit the map.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=448, show_default=True, help="Pairs sampled to fit the map.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--rounds", type=int, default=2, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
               help="Fits: each one samples N new pairs through the map of the one before.")
 @click.option("--mask-smoothing", default=None,
               help="Sampling default to calibrate for and store: a sigma in px or 'auto' (default: the checkpoint's).")

@@ -142,6 +142,25 @@ def test_another_generators_report_adds_only_its_synthetic_conditions():
     assert main["conditions"] == ["real", "bus 100%"]  # the first report is left as it was
 
 
+def test_the_matrix_time_counts_a_run_shared_by_two_reports_once():
+    from benchmarks.scarcity import compute_time, merge
+
+    def run(c, minutes, bf16=True):
+        return {"condition": c, "model": "m", "seed": 0, "metrics": {}, "seconds": 60 * minutes,
+                "settings": {"bf16": bf16}}
+
+    main = {"conditions": ["real", "bus 100%"], "runs": [run("real", 10), run("bus 100%", 20)],
+            "summary": {"comparisons": {}}}
+    arm = {"conditions": ["real", "bus 100%"], "runs": [run("real", 10), run("bus 100%", 30)],
+           "summary": {"comparisons": {}}}
+    compute = compute_time({0.25: merge(main, arm, "desc"), 1.0: {"runs": [run("real", 60, False)]}}, "m")
+    first, second = compute["rows"]
+    assert (first["fraction"], first["runs"], first["minutes_mean"], first["hours"]) == ("25%", 3, 20.0, 1.0)
+    assert first["minutes_std"] == pytest.approx(10.0) and first["precision"] == "bf16"
+    assert (second["runs"], second["minutes_std"], second["precision"]) == (1, 0.0, "float32")
+    assert (compute["runs"], compute["hours"]) == (4, 2.0)
+
+
 @pytest.mark.parametrize("given, expected", [([], None), (["--subset-seed", "1"], 1), (["--subset-seed", "0"], 0)])
 def test_a_fixed_subset_seed_is_part_of_the_run_settings_only_when_given(given, expected):
     from benchmarks import seg
