@@ -12,6 +12,12 @@ from .gate import DEFAULT_TRIES, GateUnreachable, with_gate
 from .threads import use_threads
 
 
+def check_count(n, what: str) -> None:
+    """Refuse a count that would write an empty folder (or crash drawing its preview) before anything runs."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SynthaugError(f"number of {what} must be an integer >= 1, not {n!r}")
+
+
 def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "mixed", box=None, steps=None,
                      scheduler=None, batch_size: int = 16, device: str = "cpu", background_from=None,
                   engine: str | None = "auto", threads: int | None = None, gate_dice: float | None = None,
@@ -27,8 +33,7 @@ def sample_to_folder(generator, n: int, out, seed: int = 0, tumour_type: str = "
     ``background_from``) or ``judge`` scores at Dice >= T (``synthaug.gate``); every pair is made before
     the first file is written, so an unreachable gate writes nothing. ``mask_guidance`` (PIG only)
     overrides the checkpoint's guidance of the image toward its mask (``PIGPipeline``)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SynthaugError(f"number of pairs must be an integer >= 1, not {n!r}")
+    check_count(n, "pairs")
     check_steps(steps)
     check_device(device)
     kwargs = {k: v for k, v in {"steps": steps, "scheduler": scheduler, "mask_guidance": mask_guidance,
@@ -87,6 +92,7 @@ def masks_to_folder(checkpoint, n: int, out, seed: int = 0, tumour_type: str | N
     """SCMG masks: ``masks/mask_NNNNN.png`` (0/1), ``masks.json`` (type and box of each) and ``preview.png``."""
     from .pipelines.scmg import ScmgMasks
 
+    check_count(n, "masks")
     check_device(device)
     threads = use_threads(threads)
     gen = ScmgMasks.from_pretrained(checkpoint, device=device)

@@ -176,6 +176,7 @@ def test_sample_cli_gate(world, tmp_path):
     assert res.exit_code == 0, res.output
     info = json.loads((out / "pairs.json").read_text(encoding="utf-8"))
     assert info["gate"]["judge"] == load_judge(world["judge"])[1] and info["gate"]["draws"] >= 8
+    assert f"the gate kept 8 of {info['gate']['draws']} drawn" in res.output
     assert all(p["gate"]["dice"] >= round(world["threshold"], 6) - 1e-4 for p in info["pairs"].values())
     bad = tmp_path / "never"
     res = CliRunner().invoke(main, ["sample", "--generator", world["gen"], "-n", "4", "--out", str(bad),

@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from ..paths import DEFAULT_GENERATOR
 from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_box, _threads
+
+
+def written_summary(folder: Path, record: str, key: str, seconds: float) -> str:
+    """One line on what a sampling command wrote, read back from its record: how many of each tumour type,
+    by what, how long it took, what the gate rejected, and where."""
+    info = json.loads((folder / record).read_text(encoding="utf-8"))
+    items = list(info[key].values())
+    types = Counter(item.get("label") or "untyped" for item in items)
+    by = f" by {info['generator']} ({info['engine']}, {info['threads']} thread(s))" if "generator" in info else ""
+    gate = info.get("gate")
+    gated = f"; the gate kept {len(items)} of {gate['draws']} drawn" if gate else ""
+    kinds = ", ".join(f"{count} {label}" for label, count in sorted(types.items()))
+    files = f"{key}/, {record}, preview.png" if key == "masks" else f"images/, masks/, {record}, preview.png"
+    return f"wrote {len(items)} {key} ({kinds}){by} in {seconds:.1f} s{gated}: {folder} ({files})"
 
 
 @click.command()
@@ -43,12 +59,13 @@ def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_si
     """Write N generated pairs (images/, masks/, pairs.json) and a preview grid PNG."""
     from ..sampling import sample_to_folder
 
+    start = time.perf_counter()
     folder = sample_to_folder(generator, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box), steps=steps,
                               scheduler=scheduler, batch_size=batch_size, device=device,
                               background_from=background_from, engine=engine, threads=_threads(threads),
                               gate_dice=gate_dice, gate_data=gate_data, judge=judge, gate_tries=gate_tries,
                               mask_guidance=mask_guidance, descriptors=descriptors)
-    click.echo(str(folder))
+    click.echo(written_summary(folder, "pairs.json", "pairs", time.perf_counter() - start))
 
 
 @click.command()
@@ -69,8 +86,10 @@ def masks(checkpoint, n, out, seed, tumour_type, box, device, threads):
     from ..sampling import masks_to_folder
 
     checkpoint = checkpoint or checkpoints_root() / "scmg-busi-128"
-    click.echo(str(masks_to_folder(checkpoint, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box),
-                                   device=device, threads=_threads(threads))))
+    start = time.perf_counter()
+    folder = masks_to_folder(checkpoint, n, out, seed=seed, tumour_type=tumour_type, box=_parse_box(box),
+                             device=device, threads=_threads(threads))
+    click.echo(written_summary(folder, "masks.json", "masks", time.perf_counter() - start))
 
 
 @click.command()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 from click.testing import CliRunner
@@ -17,6 +18,10 @@ def test_sample_writes_pairs_preview_and_a_readable_bank(tiny_pig_dir, tmp_path)
     res = CliRunner().invoke(main, ["sample", "--generator", str(tiny_pig_dir), "-n", "3", "--out", str(out),
                                     "--type", "malignant", "--steps", "2", "--scheduler", "dpm++"])
     assert res.exit_code == 0, res.output
+    said = re.findall(r"wrote .*", res.output)  # one line: what was written, by what, how long, where
+    assert len(said) == 1, res.output
+    said = said[0]
+    assert said.startswith("wrote 3 pairs (3 malignant) by pig (torch") and said.count(str(out)) == 1, said
     meta = json.loads((out / "pairs.json").read_text(encoding="utf-8"))["pairs"]
     assert len(meta) == 3 and {m["label"] for m in meta.values()} == {"malignant"}
     assert {m["scheduler"] for m in meta.values()} == {"dpm++"}

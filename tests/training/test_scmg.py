@@ -83,6 +83,7 @@ def test_gan_trains_in_the_loop_resumes_and_samples(tiny_masks, tmp_path):
     res = CliRunner().invoke(main, ["masks", "--checkpoint", str(final), "-n", "3", "--type", "benign",
                                     "--box", "0.2,0.2,0.7,0.6", "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
+    assert "wrote 3 masks (3 benign) in " in res.output
     meta = json.loads((tmp_path / "m" / "masks.json").read_text(encoding="utf-8"))["masks"]
     assert [m["box"] for m in meta.values()] == [[0.2, 0.2, 0.7, 0.6]] * 3 and (tmp_path / "m" / "preview.png").is_file()
     bad = CliRunner().invoke(main, ["masks", "--checkpoint", str(final), "--box", "0.7,0.2,0.1,0.6", "--out",
