@@ -165,9 +165,10 @@ def main(argv=None):
     compute = compute_time(reports, args.model)
     md += ["## Compute", "", "Minutes per run (train + evaluation, one torch thread a run) and the hours the matrix took, "
            "over the runs done (a run shared by several reports counted once; bank sampling not included):", "",
-           "| fraction | runs | minutes per run | hours | precision |", "|---|---|---|---|---|"]
+           "| fraction | runs | minutes per run | hours | precision | CPU |", "|---|---|---|---|---|---|"]
     md += [f"| {r['fraction']} | {r['runs']} | {r['minutes_mean']:.1f} ± {r['minutes_std']:.1f} | {r['hours']:.1f} | "
-           f"{r['precision']} |" for r in compute["rows"]]
+           f"{r['precision']} | {'; '.join(r['machines']) or 'not recorded (runs before session 27)'} |"
+           for r in compute["rows"]]
     md += ["", f"All fractions: {compute['runs']} runs, {compute['hours']:.1f} h of one core.", ""]
     figure = plot(curves, fractions, args.name, out_dir=args.results_dir)
     write_results(args.name, {"model": args.model, "fractions": fractions, "curves": curves, "saving": saving,
@@ -191,7 +192,8 @@ def compute_time(reports: dict[float, dict], model: str) -> dict:
                      "minutes_std": float(minutes.std(ddof=1)) if minutes.size > 1 else 0.0,
                      "hours": float(minutes.sum() / 60),
                      "precision": " and ".join("bf16" if b else "float32" for b in sorted(bf16, key=str) if b is not None)
-                     or "not recorded"})
+                     or "not recorded",
+                     "machines": sorted({r["machine"].split(",")[0] for r in runs if r.get("machine")})})
     return {"rows": rows, "runs": sum(r["runs"] for r in rows), "hours": sum(r["hours"] for r in rows)}
 
 

@@ -37,6 +37,7 @@ from integrations.smp_timm.augment import ordinary_augmentation
 from ..data.datasets import PairDataset
 from ..errors import SynthaugError
 from ..mix import SyntheticMix
+from ..precision import machine
 from .banks import Bank, bank_subset
 from .conditions import COPY_PASTE, TrainCondition
 from .copypaste import copy_paste_records
@@ -191,7 +192,8 @@ def run_one(task: Task, model_name: str, cond: TrainCondition, seed: int, data: 
            "ordinary_augmentation": cond.augment, "source": cond.source, "seed": seed, "n_real": len(data["train"]),
            "n_synthetic": len(train) - len(data["train"]) if cond.synthetic else 0,
            "n_added": len(train) - len(data["train"]), "epochs": epochs, "bank": bank.key if cond.synthetic else None,
-           "settings": s, "metrics": metrics, "train_seconds": t_train, "seconds": progress.seconds()}
+           "settings": s, "metrics": metrics, "train_seconds": t_train, "seconds": progress.seconds(),
+           "machine": machine()}  # beside the settings, not in them: a run resumes on any machine
     if selecting:
         out.update(curve=progress.curve, best_epoch=best.epoch, epochs_run=len(progress.curve))
     return out

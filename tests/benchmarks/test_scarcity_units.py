@@ -153,11 +153,13 @@ def test_the_matrix_time_counts_a_run_shared_by_two_reports_once():
             "summary": {"comparisons": {}}}
     arm = {"conditions": ["real", "bus 100%"], "runs": [run("real", 10), run("bus 100%", 30)],
            "summary": {"comparisons": {}}}
-    compute = compute_time({0.25: merge(main, arm, "desc"), 1.0: {"runs": [run("real", 60, False)]}}, "m")
+    late = {**run("real", 60, False), "machine": "Intel(R) Xeon(R), native bf16, 1 torch thread(s)"}
+    compute = compute_time({0.25: merge(main, arm, "desc"), 1.0: {"runs": [late]}}, "m")
     first, second = compute["rows"]
     assert (first["fraction"], first["runs"], first["minutes_mean"], first["hours"]) == ("25%", 3, 20.0, 1.0)
     assert first["minutes_std"] == pytest.approx(10.0) and first["precision"] == "bf16"
     assert (second["runs"], second["minutes_std"], second["precision"]) == (1, 0.0, "float32")
+    assert (first["machines"], second["machines"]) == ([], ["Intel(R) Xeon(R)"])
     assert (compute["runs"], compute["hours"]) == (4, 2.0)
 
 
