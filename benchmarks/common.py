@@ -40,6 +40,21 @@ def busi_sets(size: int = 128, val_fraction: float = 0.2, seed: int = 0, transfo
     }
 
 
+def busi_subset_folder(raw_parent: Path, dataset_id: int, name: str, train_ids: set[str], test_ids=frozenset(),
+                       size: int | None = None, description: str = "") -> Path:
+    """BUSI train-split cases picked by id as the raw folder ``raw_parent/DatasetNNN_name`` (``train_ids`` in
+    imagesTr, ``test_ids`` in imagesTs; case ids kept, so a record names exactly the cases it saw). Written
+    once, then reused: a benchmark's subset stays the same folder across reruns."""
+    from synthaug.io.public_sets import iter_busi, raw_dataset_name, write_raw_dataset
+
+    folder = Path(raw_parent) / raw_dataset_name(dataset_id, name)
+    if (folder / "dataset.json").is_file():
+        return folder
+    cases = ({**c, "split": "train" if c["case_id"] in train_ids else "test"}
+             for c in iter_busi(data_root() / "BUSI", "train") if c["case_id"] in set(train_ids) | set(test_ids))
+    return write_raw_dataset(cases, raw_parent, dataset_id, name, source="BUSI", size=size, description=description)
+
+
 def stu_set(size: int = 128) -> PairDataset:
     return PairDataset.from_stu(data_root() / "STU", size=size)
 

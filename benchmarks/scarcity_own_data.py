@@ -32,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import seg  # noqa: E402
 from benchmarks.bench.driver import benchmark_splits  # noqa: E402
-from benchmarks.common import data_root  # noqa: E402
+from benchmarks.common import busi_subset_folder  # noqa: E402
 from synthaug.evaluation.splits import real_fraction_subset  # noqa: E402
 from synthaug.fit import PLAN_NAME, finished_parts  # noqa: E402
-from synthaug.io.public_sets import iter_busi, write_raw_dataset  # noqa: E402
 
 FRACTION, DATASET_ID = 0.25, 925
 
@@ -47,14 +46,8 @@ def subset_ids(subset_seed: int) -> set[str]:
 
 def export(raw_parent: Path, subset_seed: int) -> Path:
     """The subset as ``raw_parent/Dataset925_BUSI25s<seed>`` (written once; an existing folder is reused)."""
-    name = f"BUSI25s{subset_seed}"
-    folder = raw_parent / f"Dataset{DATASET_ID}_{name}"
-    if (folder / "dataset.json").is_file():
-        return folder
-    keep = subset_ids(subset_seed)
-    cases = (c for c in iter_busi(data_root() / "BUSI", "train") if c["case_id"] in keep)
-    return write_raw_dataset(cases, raw_parent, DATASET_ID, name, source="BUSI",
-                             description=f"BUSI train: the benchmark's 25% real subset (subset seed {subset_seed})")
+    return busi_subset_folder(raw_parent, DATASET_ID, f"BUSI25s{subset_seed}", subset_ids(subset_seed),
+                              description=f"BUSI train: the benchmark's 25% real subset (subset seed {subset_seed})")
 
 
 def _copy_folder(src: Path, dst: Path) -> None:

@@ -185,6 +185,23 @@ def test_the_own_data_subset_is_the_benchmarks_25_percent_draw(tmp_path, busi_ro
     assert export(tmp_path, subset_seed=0) == raw  # written once, then reused
 
 
+def test_the_scarce_trial_gets_the_matrix_draw_as_train_and_its_internal_test_as_test(tmp_path, busi_root):
+    import json
+
+    from benchmarks.bench.driver import benchmark_splits
+    from benchmarks.trial_scarce import compare_md, subset_folder
+
+    raw = subset_folder(tmp_path, 0.1, 0)
+    meta = json.loads((raw / "case_metadata.json").read_text())["cases"]
+    train = {c for c, m in meta.items() if m["split"] == "train"}
+    sets = benchmark_splits(128, None, external=False)["sets"]
+    assert train == ids(real_fraction_subset(sets["train"], 0.1, 0)) and len(train) == 33
+    assert {c for c, m in meta.items() if m["split"] == "test"} == ids(sets["internal"])
+    assert len(list((raw / "imagesTs").glob("*.png"))) == 104 and subset_folder(tmp_path, 0.1, 0) == raw
+    table = compare_md({"real": {"val": 0.5, "external": 0.61}}, 0.1, 0)
+    assert "| real | 0.500 | – | 0.610 |" in table and compare_md({}, 0.1, 0).startswith("The matrix has no run")
+
+
 def test_a_schedule_picked_late_also_runs_on_the_seeds_already_done(tmp_path, monkeypatch):
     import json
 
