@@ -171,7 +171,8 @@ class RealBackgroundGenerator(PairGenerator):
         out = bus.pipe(new, bus.text(prompts), bus.text([""]), guidance_scale=bus.guidance_scale,
                        num_inference_steps=bus.steps, scheduler=bus.scheduler, generator=gens, bf16=bus.bf16,
                        control_scale=bus.control_scale, keep_latents=real_latents, keep_mask=keep, engine=bus.runner,
-                       contrast=bus.hint_contrasts(contrast), sharpness=bus.hint_sharpness(sharpness))
+                       contrast=bus.hint_contrasts(contrast), sharpness=bus.hint_sharpness(sharpness),
+                       edge=bus.edge_hint)  # drawn as in training (a ramp checkpoint's ramp, not the band)
         generated = to_uint8(out)
         pairs = []
         for gen_img, n, bg, t, p in zip(generated, new, bgs, targets, prompts):

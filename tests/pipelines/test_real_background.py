@@ -107,3 +107,23 @@ def test_a_contrast_hint_checkpoint_repaints_with_each_lesions_drawn_contrast(bu
     assert bus.contrast_gain != 1 and len(seen["contrast"]) == 1
     assert min(abs(drawn - c) for cs in table.values() for c in cs) < 1e-6
     assert seen["sharpness"] is None
+
+
+@pytest.mark.realdata
+def test_an_edge_ramp_checkpoint_repaints_with_its_ramp_hint(busi_backgrounds):
+    """A ControlNet trained on inward-ramp edge hints gets the ramp in real-background mode too (the hint's
+    default, a band, is another picture of the same sharpness)."""
+    bus = create_generator("checkpoints/bus-ramp-g4-cal-busi-128", steps=2)
+    seen, pipe = {}, bus.pipe
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs)
+        return pipe(*args, **kwargs)
+
+    bus.pipe = recording
+    bus.pipe.unet, bus.pipe.vae = pipe.unet, pipe.vae
+    pairs = RealBackgroundGenerator(bus, real_backgrounds(busi_backgrounds)).sample(
+        seeds=[11], conditions=[Condition("benign")], batch_size=1)
+    assert len(pairs) == 1 and pairs[0].mask.sum() > 0
+    assert bus.edge_hint == "ramp" and seen["edge"] == "ramp" and len(seen["sharpness"]) == 1
+
