@@ -167,8 +167,7 @@ def main(argv=None):
            "over the runs done (a run shared by several reports counted once; bank sampling not included):", "",
            "| fraction | runs | minutes per run | hours | precision | CPU |", "|---|---|---|---|---|---|"]
     md += [f"| {r['fraction']} | {r['runs']} | {r['minutes_mean']:.1f} ± {r['minutes_std']:.1f} | {r['hours']:.1f} | "
-           f"{r['precision']} | {'; '.join(r['machines']) or 'not recorded (runs before session 27)'} |"
-           for r in compute["rows"]]
+           f"{r['precision']} | {cpus(r)} |" for r in compute["rows"]]
     md += ["", f"All fractions: {compute['runs']} runs, {compute['hours']:.1f} h of one core.", ""]
     figure = plot(curves, fractions, args.name, out_dir=args.results_dir)
     write_results(args.name, {"model": args.model, "fractions": fractions, "curves": curves, "saving": saving,
@@ -193,8 +192,17 @@ def compute_time(reports: dict[float, dict], model: str) -> dict:
                      "hours": float(minutes.sum() / 60),
                      "precision": " and ".join("bf16" if b else "float32" for b in sorted(bf16, key=str) if b is not None)
                      or "not recorded",
-                     "machines": sorted({r["machine"].split(",")[0] for r in runs if r.get("machine")})})
+                     "machines": sorted({r["machine"].split(",")[0] for r in runs if r.get("machine")}),
+                     "runs_with_machine": sum(bool(r.get("machine")) for r in runs)})
     return {"rows": rows, "runs": sum(r["runs"] for r in rows), "hours": sum(r["hours"] for r in rows)}
+
+
+def cpus(row: dict) -> str:
+    """The CPUs the runs recorded, and how many runs predate the record (session 27)."""
+    if not row["machines"]:
+        return "not recorded (runs before session 27)"
+    rest = row["runs"] - row["runs_with_machine"]
+    return "; ".join(row["machines"]) + (f" ({row['runs_with_machine']} runs; {rest} not recorded)" if rest else "")
 
 
 def drawn(points: dict, min_band_seeds: int = 3) -> dict[str, bool]:

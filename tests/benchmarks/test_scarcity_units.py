@@ -143,7 +143,7 @@ def test_another_generators_report_adds_only_its_synthetic_conditions():
 
 
 def test_the_matrix_time_counts_a_run_shared_by_two_reports_once():
-    from benchmarks.scarcity import compute_time, merge
+    from benchmarks.scarcity import compute_time, cpus, merge
 
     def run(c, minutes, bf16=True):
         return {"condition": c, "model": "m", "seed": 0, "metrics": {}, "seconds": 60 * minutes,
@@ -160,6 +160,8 @@ def test_the_matrix_time_counts_a_run_shared_by_two_reports_once():
     assert first["minutes_std"] == pytest.approx(10.0) and first["precision"] == "bf16"
     assert (second["runs"], second["minutes_std"], second["precision"]) == (1, 0.0, "float32")
     assert (first["machines"], second["machines"]) == ([], ["Intel(R) Xeon(R)"])
+    assert cpus(first).startswith("not recorded") and cpus(second) == "Intel(R) Xeon(R)"
+    assert cpus({**second, "runs": 3}) == "Intel(R) Xeon(R) (1 runs; 2 not recorded)"
     assert (compute["runs"], compute["hours"]) == (4, 2.0)
 
 
