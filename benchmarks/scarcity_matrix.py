@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -56,6 +57,9 @@ DESC_FRACTIONS = (0.25, 1.0)
 HARD_MIXES = {"hard-half": "echo=isoechoic:0.5,hypoechoic:0.5;margin=indistinct:0.5,circumscribed:0.25,irregular:0.25",
               "hard-all": "echo=isoechoic:1;margin=indistinct:1"}
 HARD_PICK = RESULTS / "seg_scarcity_hard_pick.json"
+# arm reports' labels in the summary: `lw` is the descriptor checkpoint's arm at 10%, run under another name
+ARM_LABELS = {"desc": "bus-desc", "lw": "bus-desc", "hard": "bus-desc hard mix"}
+NOT_ARMS = {"own", *HARD_MIXES}  # the own-data control (another subset draw) and the hard-mix candidates
 
 
 def report_name(fraction: float, arm: str = "") -> str:
@@ -147,6 +151,17 @@ def checkpoint_arm(args, arm: str, generator: str, seed: int, done: list[int], f
     for fraction in fractions:
         run_arm(args, fraction, arm, generator, None, [seed], args.report_only, conditions)
         run_arm(args, fraction, arm, generator, None, done, True, conditions)
+
+
+def arm_reports(results: Path) -> list[str]:
+    """Every arm report in ``results`` as the summary's ``FRACTION=PATH@LABEL``: whichever invocation
+    rewrites the summary (the main matrix, an ``--arm`` run) keeps the arms the others ran."""
+    found = []
+    for path in sorted(results.glob("seg_scarcity_*_f*.json")):
+        match = re.fullmatch(r"seg_scarcity_([a-z0-9-]+)_f(10|25|100)", path.stem)
+        if match and match[1] not in NOT_ARMS:
+            found.append(f"{int(match[2]) / 100}={path}@{ARM_LABELS.get(match[1], 'bus-' + match[1])}")
+    return found
 
 
 def arm_setting(args) -> tuple[tuple[float, ...], list[str]]:
@@ -304,12 +319,7 @@ def main(argv=None):
             if fraction == 0.25 and main_matrix and args.conditions is None:
                 conditions = BASE + CANDIDATES
             seg.main(seg.SEGMENTATION, seg_args(args, fraction, conditions, done, report_only=True))
-        reports = [f"{f}={results / (report_name(f) + '.json')}" for f in sorted(fractions)]
-        arm_labels = [("desc", "bus-desc", DESC_FRACTIONS), ("hard", "bus-desc hard mix", DESC_FRACTIONS)] + [
-            (a, f"bus-{a}", arm_fractions) for a in extra_arms]
-        for arm, label, arm_at in arm_labels:  # issue 34's and --arm's, where they ran
-            reports += [f"{f}={path}@{label}" for f in arm_at
-                        if (path := results / (report_name(f, arm) + ".json")).is_file()]
+        reports = [f"{f}={results / (report_name(f) + '.json')}" for f in sorted(fractions)] + arm_reports(results)
         scarcity.main(sum((["--report", r] for r in reports), []) + ["--results-dir", str(results)])
 
 if __name__ == "__main__":

@@ -462,3 +462,17 @@ def test_a_separate_matrix_runs_its_fractions_and_conditions_into_its_own_folder
     for bad in (["--conditions", "real,magic"], ["--fractions", "0.5"]):
         with pytest.raises(SystemExit, match=bad[0]):
             sm.main(["--seeds", "2", "--work", str(tmp_path / "w"), "--results-dir", str(separate), *bad])
+
+
+def test_summary_keeps_every_arm_report_on_disk(tmp_path):
+    """The main matrix rewrites the summary after each seed: arms other invocations ran stay in it, under
+    their labels; the own-data control, the hard-mix candidates, comparisons and curves do not."""
+    import benchmarks.scarcity_matrix as sm
+    for stem in ["seg_scarcity_f10", "seg_scarcity_lw_f10", "seg_scarcity_ramp-g4_f100", "seg_scarcity_desc_f25",
+                 "seg_scarcity_own_f25", "seg_scarcity_hard-half_f25", "seg_scarcity_lw_vs_bus_f10",
+                 "seg_scarcity_curve_f0.1", "seg_scarcity_shipped_fixed_f25"]:
+        (tmp_path / f"{stem}.json").write_text("{}")
+    found = sm.arm_reports(tmp_path)
+    assert found == [f"0.25={tmp_path / 'seg_scarcity_desc_f25.json'}@bus-desc",
+                     f"0.1={tmp_path / 'seg_scarcity_lw_f10.json'}@bus-desc",
+                     f"1.0={tmp_path / 'seg_scarcity_ramp-g4_f100.json'}@bus-ramp-g4"]
