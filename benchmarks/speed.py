@@ -237,7 +237,7 @@ def section_e2e(args) -> dict:
     for engine in args.engines:
         work = folders[engine] = Path(tempfile.mkdtemp(prefix="speed_e2e_")) / args.raw.name
         shutil.copytree(args.raw, work)
-        cmd = [str(REPO / ".venv/bin/synthaug"), "expand", str(work), "--ratio", str(args.ratio), "--engine", engine]
+        cmd = [str(REPO / ".venv/bin/synthaug"), "expand", str(work), "--ratio", str(args.ratio), "--engine", engine, "--json"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - t0

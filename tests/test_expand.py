@@ -308,8 +308,9 @@ def test_two_shards_then_merge_equal_the_unsharded_run(raw, twin, gen):
 
     from synthaug.cli import main
 
-    result = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "3", "--generator", gen, "--shard", "1/2"])
-    assert result.exit_code == 0 and '"added": 8' in result.output, result.output
+    result = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "3", "--generator", gen, "--shard", "1/2",
+                                       "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["added"] == 8, result.output
     assert expand(raw, 3.0, generator=gen, shard=(1, 2))["added"] == 0  # a shard is idempotent too
     report = expand(raw, 3.0, generator=gen)
     assert (report["added"], report["merged"]) == (0, 18)
@@ -517,7 +518,7 @@ def test_revert_preprocessed_removes_that_folder_only(raw, gen, preprocessed, tm
     assert (preprocessed / "splits_final.json").is_file()
     res = CliRunner().invoke(main, ["revert", str(raw), "--preprocessed"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["preprocessed_removed"] == str(preprocessed)
+    assert res.stdout.strip().endswith(f"; removed {preprocessed}")
     assert sorted(p.name for p in preprocessed.parent.iterdir()) == ["Dataset991_Other", "notes.txt"]
     assert (sibling / "splits_final.json").read_text() == "[]" and snapshot(raw) == before
 
@@ -535,7 +536,7 @@ def test_expand_command_writes_a_preview_beside_the_folder(raw, gen):
     res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", gen])
     assert res.exit_code == 0, res.output
     preview = raw.parent / f"synthaug_preview_{raw.name}.png"
-    assert json.loads(res.stdout)["preview"] == str(preview)
+    assert res.stdout == f"3 synthetic case(s) added in {raw}: 6 real and 3 synthetic training cases\n"
     assert f"synthaug: preview of the added cases: {preview}" in res.stderr
     from PIL import Image
 
@@ -547,7 +548,32 @@ def test_expand_command_writes_a_preview_beside_the_folder(raw, gen):
 
 
 def test_expand_no_preview_writes_none(raw, gen):
-    res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", gen, "--no-preview"])
+    res = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", gen, "--no-preview",
+                                    "--json"])
     assert res.exit_code == 0, res.output
     assert "preview" not in json.loads(res.stdout) and "preview" not in res.stderr
     assert [p.name for p in raw.parent.iterdir()] == [raw.name]
+
+
+def test_expand_and_revert_say_what_they_did_in_one_line(raw, gen):
+    before = snapshot(raw)
+    dry = CliRunner().invoke(main, ["expand", str(raw), "--ratio", "0.5", "--generator", gen, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout == (f"dry run, nothing written: would have 3 synthetic case(s) added in {raw}: "
+                          f"6 real and 3 synthetic training cases\n") and snapshot(raw) == before
+    expand(raw, ratio=1.0, generator=gen)
+    res = CliRunner().invoke(main, ["revert", str(raw)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == f"removed 6 synthetic case(s) from {raw}; restored dataset.json; 6 real cases untouched\n"
+    assert snapshot(raw) == before
+
+
+def test_loading_a_checkpoint_prints_no_library_progress_bars(capfd):
+    """The shipped bus (a diffusers pipeline with a transformers text encoder) loads without their bars."""
+    from diffusers.utils import logging as diffusers_logging
+
+    from synthaug import create_generator
+
+    create_generator("bus")
+    assert "Loading" not in capfd.readouterr().err
+    assert diffusers_logging.is_progress_bar_enabled()  # the library's own setting is put back

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 
@@ -96,3 +97,16 @@ def _parse_box(box: str | None):
     if len(values) != 4:
         raise click.BadParameter("--box takes four numbers x0,y0,x1,y1")
     return values
+
+
+JSON_HELP = "Print the full report as JSON (for scripts) instead of the summary line."
+
+
+def say_report(report: dict, summary: str, as_json: bool) -> None:
+    """The summary line (notes after it, on stderr) or, with ``--json``, the whole report."""
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(summary)
+    for note in report.get("notes", []):
+        click.echo(f"synthaug: {note}", err=True)

@@ -1,13 +1,35 @@
 """``synthaug expand``, ``revert``, ``splits`` and ``generators``: an nnU-Net raw folder with synthetic cases."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from ..paths import DEFAULT_GENERATOR
-from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_shard, _threads
+from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_shard, _threads, JSON_HELP, say_report
+
+def expand_summary(raw: Path, report: dict) -> str:
+    """One line on what ``expand`` did (or would do): counts, the folder, its splits and the gate."""
+    changes = [f"{report['added']} synthetic case(s) added"] + [
+        f"{report[key]} {word}" for key, word in (("removed", "removed"), ("merged", "merged from shards"))
+        if report[key]]
+    line = (f"{'dry run, nothing written: would have ' if report['dry_run'] else ''}{', '.join(changes)} in {raw}: "
+            f"{report['real_cases']} real and {report['total_synthetic']} synthetic training cases")
+    if report.get("splits"):
+        line += f"; splits (synthetic cases train only): {report['splits']}"
+    if report.get("gate"):
+        line += f"; the gate kept {report['gate']['cases']} of {report['gate']['draws']} drawn"
+    return line
+
+
+def revert_summary(raw: Path, report: dict) -> str:
+    """One line on what ``revert`` removed and restored."""
+    restored = ["dataset.json"] + [Path(p).name for p in report.get("splits_restored", [])]
+    line = (f"removed {report['removed']} synthetic case(s) from {raw}; restored {', '.join(restored)}; "
+            f"{report['real_cases']} real cases untouched")
+    if report.get("preprocessed_removed"):
+        line += f"; removed {report['preprocessed_removed']}"
+    return line
 
 
 @click.command()
@@ -32,10 +54,11 @@ from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _de
 @click.option("--no-preview", is_flag=True,
               help="Write no preview PNG (default: a grid of the first 16 added cases beside RAW_DATASET).")
 @click.option("--descriptor", "descriptors", default=None, help=DESCRIPTOR_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @_gate_options
 @_friendly
 def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard, dry_run, background, engine,
-           allow_engine_change, threads, no_preview, descriptors, gate_dice, gate_tries, judge):
+           allow_engine_change, threads, no_preview, descriptors, as_json, gate_dice, gate_tries, judge):
     """Add round(RATIO x real cases) synthetic cases to RAW_DATASET's imagesTr/labelsTr."""
     from ..expand import expand as run
 
@@ -44,7 +67,7 @@ def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard
                  engine=engine, threads=None if dry_run else _threads(threads),
                  allow_engine_change=allow_engine_change, gate_dice=gate_dice, judge=judge, gate_tries=gate_tries,
                  preview=not no_preview, descriptors=descriptors)
-    click.echo(json.dumps(report, indent=2))
+    say_report(report, expand_summary(raw_dataset, report), as_json)
     if report.get("preview"):
         click.echo(f"synthaug: preview of the added cases: {report['preview']}", err=True)
 
@@ -57,12 +80,14 @@ def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard
 @click.option("--preprocessed", is_flag=True,
               help="Also remove $nnUNet_preprocessed/<this dataset's folder> (its preprocessed synthetic cases and "
                    "splits), and nothing else; plan and preprocess again before training on the real cases.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @_friendly
-def revert(raw_dataset, rebuild_manifest, preprocessed):
+def revert(raw_dataset, rebuild_manifest, preprocessed, as_json):
     """Remove every synthetic case and restore dataset.json (and splits) exactly."""
     from ..expand import revert as run
 
-    click.echo(json.dumps(run(raw_dataset, rebuild_manifest=rebuild_manifest, preprocessed=preprocessed), indent=2))
+    report = run(raw_dataset, rebuild_manifest=rebuild_manifest, preprocessed=preprocessed)
+    say_report(report, revert_summary(raw_dataset, report), as_json)
 
 
 @click.command()

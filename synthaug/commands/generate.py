@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..paths import DEFAULT_GENERATOR
-from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_box, _threads
+from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_box, _threads, JSON_HELP, say_report
 
 
 def written_summary(folder: Path, record: str, key: str, seconds: float) -> str:
@@ -104,11 +104,16 @@ def masks(checkpoint, n, out, seed, tumour_type, box, device, threads):
 @click.option("--engine", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
               help=ENGINE_HELP)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @_friendly
-def demo(out, generator, n, ratio, steps, scheduler, seed, device, engine, threads):
+def demo(out, generator, n, ratio, steps, scheduler, seed, device, engine, threads, as_json):
     """Main job on the shipped checkpoint: generated cases -> nnU-Net raw folder -> expand -> preview.png."""
     from ..demo import run_demo
 
-    click.echo(json.dumps(run_demo(out, generator=generator, n=n, ratio=ratio, seed=seed, steps=steps,
-                                   scheduler=scheduler, device=device, engine=engine, threads=_threads(threads)),
-                          indent=2))
+    start = time.perf_counter()
+    report = run_demo(out, generator=generator, n=n, ratio=ratio, seed=seed, steps=steps, scheduler=scheduler,
+                      device=device, engine=engine, threads=_threads(threads))
+    say_report(report, f"demo in {time.perf_counter() - start:.1f} s: {n} {generator} cases as an nnU-Net raw "
+                       f"folder, expanded with {report['added']} more at ratio {ratio:g}: {report['raw_dataset']}; "
+                       f"every case in {report['preview']}; undo with `synthaug revert {report['raw_dataset']}`",
+               as_json)

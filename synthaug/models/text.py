@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import SynthaugError
+from .loading import quiet_loading
 
 MARGINS = ("well-defined", "irregular")
 ECHOES = ("homogeneous", "heterogeneous")
@@ -84,8 +85,9 @@ class TextEncoder:
         self.path = Path(path) if path else default_text_encoder_path()
         if not (self.path / "config.json").is_file():
             raise SynthaugError(f"{self.path} is not a transformers model folder (no config.json)")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        model = AutoModel.from_pretrained(str(self.path))
+        with quiet_loading():
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+            model = AutoModel.from_pretrained(str(self.path))
         self.model = (model.text_model if hasattr(model, "text_model") else model).to(device).eval().requires_grad_(False)
         self.max_length, self.device = max_length, device
         self._cache: dict[str, torch.Tensor] = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import SynthaugError
 from ..io.images import read_json, sha256_file as file_sha256
+from ..models.loading import quiet_loading
 from .options import check_device
 
 GENERATOR_INFO = "synthaug.json"
@@ -142,7 +143,7 @@ def load_pipeline(pipeline_cls, path: str | Path, device: str = "cpu"):
     path = Path(path)
     verify_checkpoint(path)
     check_device(device)
-    with load_errors(path):
+    with load_errors(path), quiet_loading():
         return pipeline_cls.from_pretrained(str(path), dtype=torch.float32).to(device)
 
 

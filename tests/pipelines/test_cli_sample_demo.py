@@ -67,11 +67,12 @@ def test_demo_writes_raw_folder_expands_it_and_previews(tiny_pig_dir, tmp_path):
     res = CliRunner().invoke(main, ["demo", "--generator", str(tiny_pig_dir), "--out", str(tmp_path), "-n", "8",
                                     "--steps", "2"])
     assert res.exit_code == 0, res.output
-    report = json.loads(res.stdout)  # the thread count goes to stderr
     raw = tmp_path / "Dataset999_SynthaugDemo"
+    # one line on stdout (the thread count goes to stderr): what was made, where, and how to undo it
+    assert res.stdout.count("\n") == 1 and "expanded with 2 more at ratio 0.25" in res.stdout, res.stdout
+    assert f"{tmp_path / 'preview.png'}" in res.stdout and f"synthaug revert {raw}" in res.stdout
     assert json.loads((raw / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 8 + 2  # round(0.25 * 8)
     assert len(list((raw / "imagesTr").glob("*.png"))) == 10 and (tmp_path / "preview.png").is_file()
-    assert report["added"] == 2
     # a class-conditional checkpoint gets tumour types drawn from the real metadata
     cases = json.loads((raw / "synthaug_manifest.json").read_text(encoding="utf-8"))["cases"]
     assert {c["conditions"]["label"] for c in cases.values()} <= {"benign", "malignant"}
