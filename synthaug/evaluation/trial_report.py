@@ -4,9 +4,11 @@ The numbers are the benchmark's (``report.summarise``: mean ± std over seeds,
 paired bootstrap differences against ``real`` and the best classical
 condition, picks on validation). The recommendation follows one rule
 (``recommend``): the synthetic condition validation picks is recommended,
-at its ratio, only when its difference against ``real`` on the test part is a
-``gain`` and it is not a ``loss`` against the best classical condition;
-otherwise the trial says it found no gain and what to train with instead.
+at its ratio, only when its difference on the test part is a ``gain`` against
+``real`` and against the best classical condition (when one ran): ordinary
+augmentation costs nothing, pairs cost a generator and its sampling time, so
+pairs level with it are no reason to use them. Otherwise the trial says it
+found no gain and what to train with instead.
 """
 from __future__ import annotations
 
@@ -34,18 +36,21 @@ def recommend(summary: dict, conditions, model: str, split: str = "internal") ->
     cond = next(c for c in conditions if c.name == syn)
     vs_real = comp.get(syn, {}).get("vs_real", {}).get("verdict")
     vs_cls = comp.get(syn, {}).get("vs_classical", {}).get("verdict") if classical else None
-    use = vs_real == GAIN and vs_cls != LOSS
+    use = vs_real == GAIN and (classical is None or vs_cls == GAIN)
     if use:
-        why = (f"`{syn}` (picked on validation) is a gain over `real` on the test part"
-               + (f" and {'a gain over' if vs_cls == GAIN else 'no worse than'} `{classical}`" if classical else ""))
+        why = (f"`{syn}` (picked on validation) is a gain over `real`"
+               + (f" and over `{classical}`" if classical else "") + " on the test part")
     else:
         fallback = classical if classical and comp.get(classical, {}).get("vs_real", {}).get("verdict") == GAIN \
             else "real"
-        why = (f"no gain: `{syn}` (picked on validation) is "
-               + ("a loss against" if vs_real == LOSS else "not a detectable gain over" if vs_real else
-                  "not measured against") + " `real`"
-               + (f" and a loss against `{classical}`" if vs_cls == LOSS else "")
-               + f" on the test part; train on `{fallback}`")
+        if vs_real != GAIN:
+            against = ("a loss against" if vs_real == LOSS else "not a detectable gain over" if vs_real else
+                       "not measured against") + " `real`" + (f" and a loss against `{classical}`" if vs_cls == LOSS
+                                                             else "")
+        else:
+            against = (f"a gain over `real` but {'a loss against' if vs_cls == LOSS else 'no detectable gain over'} "
+                       f"`{classical}`, which needs no generator")
+        why = f"no gain: `{syn}` (picked on validation) is {against} on the test part; train on `{fallback}`"
     return {"use_synthetic": use, "condition": syn, "ratio": cond.ratio if use else None,
             "picked_ratio": cond.ratio, "ordinary": cond.augment, "vs_real": vs_real, "vs_classical": vs_cls,
             "classical": classical, "why": why}

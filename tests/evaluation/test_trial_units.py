@@ -111,10 +111,9 @@ CONDS = parse_conditions("real,ordinary,bus 25%,bus 100% + ordinary,bus 100%")
 
 
 @pytest.mark.parametrize("vs_real, vs_classical, use", [
-    (GAIN, GAIN, True), (GAIN, NONE, True), (GAIN, LOSS, False), (NONE, GAIN, False), (LOSS, NONE, False),
+    (GAIN, GAIN, True), (GAIN, NONE, False), (GAIN, LOSS, False), (NONE, GAIN, False), (LOSS, NONE, False),
 ])
-def test_synthetic_data_is_recommended_only_for_a_gain_over_real_that_is_no_loss_to_classical(vs_real, vs_classical,
-                                                                                                use):
+def test_synthetic_data_is_recommended_only_for_a_gain_over_real_and_over_classical(vs_real, vs_classical, use):
     rec = recommend(summary_with(vs_real, vs_classical), CONDS, "m")
     assert rec["use_synthetic"] is use and rec["condition"] == "bus 100%"
     assert rec["ratio"] == (1.0 if use else None)
@@ -126,12 +125,27 @@ def test_without_a_gain_it_says_what_to_train_with_instead():
     assert rec_why(NONE).endswith("train on `real`")
 
 
+def test_pairs_level_with_ordinary_augmentation_are_not_recommended_and_it_says_why():
+    """The scarcity matrix at 25% of BUSI: pairs beat `real` but add nothing over ordinary augmentation."""
+    rec = recommend(summary_with(GAIN, NONE, pick="bus 100% + ordinary", classical_vs_real=GAIN), CONDS, "m")
+    assert not rec["use_synthetic"] and rec["ratio"] is None
+    assert "a gain over `real` but no detectable gain over `ordinary`" in rec["why"]
+    assert rec["why"].endswith("train on `ordinary`")
+
+
+def test_without_a_classical_condition_a_gain_over_real_is_enough():
+    summary = summary_with(GAIN, None)
+    summary["selection"]["m"]["classical"] = None
+    rec = recommend(summary, parse_conditions("real,bus 100%"), "m")
+    assert rec["use_synthetic"] and rec["ratio"] == 1.0 and rec["why"].startswith("`bus 100%` (picked on validation)")
+
+
 def rec_why(classical_vs_real):
     return recommend(summary_with(NONE, NONE, classical_vs_real=classical_vs_real), CONDS, "m")["why"]
 
 
 def test_the_picked_ratio_carries_its_augmentation():
-    rec = recommend(summary_with(GAIN, NONE, pick="bus 100% + ordinary"), CONDS, "m")
+    rec = recommend(summary_with(GAIN, GAIN, pick="bus 100% + ordinary"), CONDS, "m")
     assert rec["use_synthetic"] and rec["ratio"] == 1.0 and rec["ordinary"]
 
 
