@@ -13,8 +13,7 @@ The scarcity matrix says `bus` pairs pay on top of ordinary augmentation with 10
 Then it runs ``synthaug trial`` (resumable: rerun the same command) and writes its report into
 ``benchmarks/results/<name>.md`` / ``.json`` / ``.png`` with the matrix's numbers for the same seed beside it.
 
-    OMP_NUM_THREADS=1 python benchmarks/trial_scarce.py --raw /work/runs/raw --out /work/runs/trial_busi10s0 \\
-        --minutes 120
+    OMP_NUM_THREADS=1 python benchmarks/trial_scarce.py --raw /work/runs/raw --out /work/runs/trial_busi10s0
 """
 from __future__ import annotations
 
@@ -69,13 +68,14 @@ def main(argv=None):
     ap.add_argument("--subset-seed", type=int, default=0)
     ap.add_argument("--raw", type=Path, default=Path("runs/raw"), help="where the raw folders are written")
     ap.add_argument("--out", type=Path, default=Path("runs/trial_busi10s0"), help="the trial's folder")
-    ap.add_argument("--minutes", type=float, default=120)
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="the trial's time budget (default none: its full 30 epochs and 3 seeds, whatever the load)")
     ap.add_argument("--generator", default="bus")
     ap.add_argument("--name", default=None, help="results name (default trial_busi<percent>s<subset seed>)")
     args = ap.parse_args(argv)
     raw, stu = subset_folder(args.raw, args.fraction, args.subset_seed), stu_folder(args.raw)
-    cmd = [sys.executable, "-m", "synthaug.cli", "trial", str(raw), "--external", str(stu), "--minutes",
-           str(args.minutes), "--out", str(args.out), "--generator", args.generator]
+    cmd = [sys.executable, "-m", "synthaug.cli", "trial", str(raw), "--external", str(stu), "--out", str(args.out),
+           "--generator", args.generator] + (["--minutes", str(args.minutes)] if args.minutes else [])
     print(" ".join(cmd), flush=True)
     if subprocess.call(cmd):
         raise SystemExit("synthaug trial failed: see its output above")
