@@ -8,6 +8,15 @@ import click
 from .common import _friendly
 
 
+def _say_converted(out: Path) -> None:
+    """What a conversion made (stderr), then the folder (stdout), as every converter ends."""
+    from ..io.folders import conversion_summary
+
+    for line in conversion_summary(out):
+        click.echo(f"synthaug: {line}", err=True)
+    click.echo(str(out))
+
+
 @click.group(short_help="Public data sets and 3D volumes -> nnU-Net v2 raw folders (2D PNG, labels {0,1}).")
 def convert():
     """Convert a public data set, or 3D volumes sliced to 2D, to an nnU-Net v2 raw folder (2D PNG, labels {0,1})."""
@@ -36,8 +45,7 @@ def convert_busi_cmd(src, dst_raw, dataset_id, name, size, split_file):
     """BUSI (Al-Dhabyani et al. 2020): SRC is the folder holding Dataset_BUSI_with_GT and split.json."""
     from ..io.public_sets import convert_busi
 
-    out = convert_busi(src, dst_raw, dataset_id=dataset_id, name=name, size=size, split_file=split_file)
-    click.echo(str(out))
+    _say_converted(convert_busi(src, dst_raw, dataset_id=dataset_id, name=name, size=size, split_file=split_file))
 
 
 @convert.command("folder", short_help="Image folder + mask folder (+ CSV of tumour types) -> DST_RAW/DatasetNNN_NAME.")
@@ -62,16 +70,14 @@ def convert_folder_cmd(images, masks, dst_raw, dataset_id, name, labels, size, m
     """IMAGES and MASKS folders whose files match by name (png/jpg/bmp/tif; MASKS may be IMAGES itself).
 
     Says what it made on stderr (cases, types, empty masks, resizing), then prints the folder."""
-    from ..io.folders import conversion_summary, convert_folder
+    from ..io.folders import convert_folder
 
     if keep_aspect and size is None:
         raise click.BadParameter("--keep-aspect needs --size (the square side to pad to)", param_hint="--keep-aspect")
     out = convert_folder(images, masks, dst_raw, dataset_id=dataset_id, name=name, labels=labels, size=size,
                          mask_suffix=mask_suffix, mask_threshold=mask_threshold, channel_name=channel_name,
                          keep_aspect=keep_aspect)
-    for line in conversion_summary(out):
-        click.echo(f"synthaug: {line}", err=True)
-    click.echo(str(out))
+    _say_converted(out)
 
 
 @convert.command("stu", short_help="STU-Hospital -> a test-only raw folder (imagesTs/labelsTs).")
@@ -81,8 +87,7 @@ def convert_stu_cmd(src, dst_raw, dataset_id, name, size):
     """STU-Hospital (Zhuang et al. 2019): SRC holds Hospital/ (or is it). Written as a test set."""
     from ..io.public_sets import convert_stu
 
-    out = convert_stu(src, dst_raw, dataset_id=dataset_id, name=name, size=size)
-    click.echo(str(out))
+    _say_converted(convert_stu(src, dst_raw, dataset_id=dataset_id, name=name, size=size))
 
 
 @convert.command("volumes", short_help="3D volumes + lesion masks (NIfTI, DICOM, nnU-Net 3D raw) -> "

@@ -226,7 +226,8 @@ def refuse_all_empty(masks: str | Path, mask_threshold: float | None):
 
 def conversion_summary(raw: str | Path) -> list[str]:
     """What a conversion made, from the folder's case_metadata.json and dataset.json: case and type counts,
-    empty masks (a warning when most are), and what resizing did to the image sizes."""
+    the training / test-only split (public sets), empty masks (a warning when most are),
+    and what resizing did to the image sizes."""
     from .nnunet_raw import METADATA_JSON
     from .images import read_json
 
@@ -238,6 +239,9 @@ def conversion_summary(raw: str | Path) -> list[str]:
     empty = sum(c.get("box") is None for c in cases.values())
     lines = [f"{n} cases: {types.count('benign')} benign, {types.count('malignant')} malignant, "
              f"{types.count(None)} without a type; {empty} with an empty mask (no lesion)"]
+    tests = sum(c.get("split") == "test" for c in cases.values())
+    if tests:  # the public sets' test cases: nnU-Net and synthaug never train on imagesTs
+        lines.append(f"{n - tests} in imagesTr (training), {tests} in imagesTs (test only)")
     if empty * 2 > n:
         lines.append(f"warning: {empty} of {n} masks are empty: a generator learns lesions only from the "
                      f"{n - empty} others. Check the mask folder (or --mask-threshold) if this is not expected")

@@ -229,6 +229,7 @@ def test_cli_convert_busi_with_small_split(busi_root, tmp_path):
     out = Path(result.output.strip().splitlines()[-1])
     assert out == tmp_path / "raw" / "Dataset007_BUSI"
     assert len(list((out / "imagesTr").iterdir())) == 3
+    assert "synthaug: 3 cases: 2 benign, 1 malignant" in result.stderr  # what it made, before the folder
     skipped = json.loads((out / "dataset.json").read_text(encoding="utf-8"))["synthaug_conversion"]["skipped"]
     assert skipped["withheld (listed in the split, image not present)"] == 1
     assert skipped["not in the split"] == N_TRAIN - 3
@@ -237,3 +238,11 @@ def test_cli_convert_busi_with_small_split(busi_root, tmp_path):
 def test_cli_reports_refusal_without_traceback(busi_root, tmp_path):
     result = CliRunner().invoke(main, ["convert", "busi", str(busi_root), str(tmp_path), "--dataset-id", "1000"])
     assert result.exit_code == 2 and "Error: dataset id 1000" in result.output
+
+
+def test_cli_convert_stu_says_its_cases_are_test_only(stu_root, tmp_path):
+    result = CliRunner().invoke(main, ["convert", "stu", str(stu_root), str(tmp_path), "--dataset-id", "9",
+                                       "--size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "synthaug: 0 in imagesTr (training), 42 in imagesTs (test only)" in result.stderr
+    assert result.stdout == f"{tmp_path / 'Dataset009_STU'}\n"
