@@ -169,8 +169,10 @@ def main(argv=None):
     md += [f"| {r['fraction']} | {r['runs']} | {r['minutes_mean']:.1f} ± {r['minutes_std']:.1f} | {r['hours']:.1f} | "
            f"{r['precision']} | {cpus(r)} |" for r in compute["rows"]]
     md += ["", f"All fractions: {compute['runs']} runs, {compute['hours']:.1f} h of one core.", ""]
-    figure = plot(curves, fractions, args.name, out_dir=args.results_dir)
+    paired = paired_curves(reports, fractions, args.model, conditions)
+    figure = plot(curves, fractions, args.name, out_dir=args.results_dir, paired=paired)
     write_results(args.name, {"model": args.model, "fractions": fractions, "curves": curves, "saving": saving,
+                              "paired_vs_classical": paired,
                               "compute": compute,
                               "reports": {str(f): reports[f].get("command") for f in fractions},
                               "figure": str(figure.name)}, "\n".join(md),
@@ -213,24 +215,49 @@ def drawn(points: dict, min_band_seeds: int = 3) -> dict[str, bool]:
             if all(p["mean"] is not None for p in pts)}
 
 
-def plot(curves: dict, fractions: list[float], name: str, min_band_seeds: int = 3, out_dir: Path = RESULTS) -> Path:
-    """DSC against the real fraction, one panel per test; the axis spans the means, within [0, 1]."""
+def paired_curves(reports: dict[float, dict], fractions: list[float], model: str, conditions: list[str]) -> dict:
+    """Test -> synthetic condition -> the paired difference against the best classical condition at each
+    fraction (each report's bootstrap over test cases, pooled over seeds), for conditions compared at every
+    fraction. Seed bands over 3 seeds are wide; the paired CIs are what the verdicts read."""
+    out = {}
+    for s in SPLITS:
+        out[s] = {}
+        for c in filter(uses_generator, conditions):
+            pts = []
+            for f in fractions:
+                x = reports[f]["summary"]["comparisons"].get(model, {}).get(s, {}).get(c, {}).get("vs_classical")
+                pts.append({"fraction": f, "diff": x["diff"], "lo": x["ci"][0], "hi": x["ci"][1],
+                            "baseline": x["baseline"]} if x else None)
+            if all(pts):
+                out[s][c] = pts
+    return out
+
+
+def plot(curves: dict, fractions: list[float], name: str, min_band_seeds: int = 3, out_dir: Path = RESULTS,
+         paired: dict | None = None) -> Path:
+    """DSC against the real fraction, one panel per test (the axis spans the means, within [0, 1]); with
+    ``paired``, a second row: each synthetic condition's paired difference against the best classical one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(SPLITS), figsize=(11, 4), sharey=False)
+    rows = 2 if paired and any(paired.values()) else 1
+    fig, grid = plt.subplots(rows, len(SPLITS), figsize=(11, 4 * rows), sharey=False, squeeze=False)
+    axes = grid[0]
+    names = list(dict.fromkeys(c for s in SPLITS for c in drawn(curves[s], min_band_seeds)))
+    colour = {c: f"C{i % 10}" for i, c in enumerate(names)}
     for ax, (s, title) in zip(axes, SPLITS.items()):
         means = []
         for c, band in drawn(curves[s], min_band_seeds).items():
             pts = curves[s][c]
             x, m = [p["fraction"] for p in pts], [p["mean"] for p in pts]
             means += m
-            ax.plot(x, m, marker="o", label=f"{c} (seeds {min(p['n_seeds'] for p in pts)}+)",
+            ax.plot(x, m, marker="o", label=f"{c} ({min(p['n_seeds'] for p in pts)}+ seeds)", color=colour[c],
                     linestyle="-" if uses_generator(c) else "--")
             if band:
-                ax.fill_between(x, [max(0.0, p["lo"]) for p in pts], [min(1.0, p["hi"]) for p in pts], alpha=0.15)
+                ax.fill_between(x, [max(0.0, p["lo"]) for p in pts], [min(1.0, p["hi"]) for p in pts], alpha=0.15,
+                                color=colour[c])
         if means:
             ax.set_ylim(max(0.0, min(means) - 0.08), min(1.0, max(means) + 0.05))
         ax.set_xscale("log")
@@ -240,7 +267,26 @@ def plot(curves: dict, fractions: list[float], name: str, min_band_seeds: int = 
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"dashed: no generator; bands: 95% CI over seeds (shown from {min_band_seeds} seeds)", fontsize=9)
+    if rows == 2:
+        for ax, (s, title) in zip(grid[1], SPLITS.items()):
+            shown = [c for c in paired[s] if c in colour]
+            for k, c in enumerate(shown):
+                pts = paired[s][c]
+                x = [p["fraction"] * 1.06 ** (k - (len(shown) - 1) / 2) for p in pts]  # side by side on a log axis
+                d = [p["diff"] for p in pts]
+                ax.errorbar(x, d, yerr=[[p["diff"] - p["lo"] for p in pts], [p["hi"] - p["diff"] for p in pts]],
+                            marker="o", capsize=3, color=colour[c], label=c)
+            baselines = sorted({p["baseline"] for c in shown for p in paired[s][c]})
+            ax.axhline(0, color="black", linewidth=0.8)
+            ax.set_xscale("log")
+            ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
+            ax.set_xlabel("real train cases used")
+            ax.set_ylabel("DSC difference (paired 95% CI)")
+            ax.set_title(f"{title}: minus {' / '.join(f'`{b}`' for b in baselines)} (best classical)", fontsize=10)
+            ax.grid(alpha=0.3)
+        grid[1][0].legend(fontsize=7)
+    fig.suptitle(f"dashed: no generator; bands: 95% CI over seeds (shown from {min_band_seeds} seeds)"
+                 + ("; below: paired bootstrap over test cases, pooled over seeds" if rows == 2 else ""), fontsize=9)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name}.png"

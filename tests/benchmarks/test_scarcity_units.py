@@ -238,6 +238,10 @@ def test_the_summary_reads_the_committed_reports_as_the_matrix_writes_them(tmp_p
     sc.main(sum((["--report", f"{f}={p}"] for f, p in reports.items()), []) + ["--name", "summary"])
     assert written["payload"]["fractions"] == [0.1, 0.25, 1.0] and (tmp_path / "summary.png").stat().st_size > 0
     assert "| real |" in written["md"] and "| bus 100% |" in written["md"]
+    paired = written["payload"]["paired_vs_classical"]["external"]["bus 100% + ordinary"]  # the figure's lower row
+    committed = json.loads(reports[0.1].read_text())["summary"]["comparisons"]["unet-lite0"]["external"]
+    assert paired[0]["diff"] == committed["bus 100% + ordinary"]["vs_classical"]["diff"]
+    assert [p["fraction"] for p in paired] == [0.1, 0.25, 1.0] and paired[0]["lo"] <= paired[0]["diff"] <= paired[0]["hi"]
     merged = sc.merge(json.loads(reports[0.25].read_text()), json.loads(reports[0.25].read_text()), "again")
     assert "bus 100% [again]" in merged["conditions"] and "real [again]" not in merged["conditions"]
 
