@@ -8,6 +8,7 @@ import click
 from ..paths import DEFAULT_GENERATOR
 from .common import DESCRIPTOR_HELP, DEVICE_HELP, ENGINE_HELP, THREADS_HELP, _device, _friendly, _gate_options, _parse_shard, _threads, JSON_HELP, say_report
 
+
 def expand_summary(raw: Path, report: dict) -> str:
     """One line on what ``expand`` did (or would do): counts, the folder, its splits and the gate."""
     changes = [f"{report['added']} synthetic case(s) added"] + [
