@@ -44,4 +44,4 @@ def run_demo(out: str | Path, generator: str = DEFAULT_GENERATOR, n: int = 16, r
     preview = save_grid(out / "preview.png", [read_gray(ds.image_path(c)) for c in shown],
                         [read_mask(ds.label_path(c), threshold=0) for c in shown],
                         titles=[("synthetic " if c in synthetic else "") + c for c in shown], ncol=8)
-    return {"raw_dataset": str(raw), "preview": str(preview), **report}
+    return {"raw_dataset": str(raw), "preview": str(preview), "generator": gen.name, **report}

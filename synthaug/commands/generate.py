@@ -113,7 +113,7 @@ def demo(out, generator, n, ratio, steps, scheduler, seed, device, engine, threa
     start = time.perf_counter()
     report = run_demo(out, generator=generator, n=n, ratio=ratio, seed=seed, steps=steps, scheduler=scheduler,
                       device=device, engine=engine, threads=_threads(threads))
-    say_report(report, f"demo in {time.perf_counter() - start:.1f} s: {n} {generator} cases as an nnU-Net raw "
+    say_report(report, f"demo in {time.perf_counter() - start:.1f} s: {n} {report['generator']} cases as an nnU-Net raw "
                        f"folder, expanded with {report['added']} more at ratio {ratio:g}: {report['raw_dataset']}; "
                        f"every case in {report['preview']}; undo with `synthaug revert {report['raw_dataset']}`",
                as_json)

@@ -69,7 +69,8 @@ def test_demo_writes_raw_folder_expands_it_and_previews(tiny_pig_dir, tmp_path):
     assert res.exit_code == 0, res.output
     raw = tmp_path / "Dataset999_SynthaugDemo"
     # one line on stdout (the thread count goes to stderr): what was made, where, and how to undo it
-    assert res.stdout.count("\n") == 1 and "expanded with 2 more at ratio 0.25" in res.stdout, res.stdout
+    assert res.stdout.count("\n") == 1 and ": 8 pig cases as an nnU-Net raw folder, expanded with 2 more at ratio 0.25" \
+        in res.stdout, res.stdout  # the generator by name, not by its folder
     assert f"{tmp_path / 'preview.png'}" in res.stdout and f"synthaug revert {raw}" in res.stdout
     assert json.loads((raw / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 8 + 2  # round(0.25 * 8)
     assert len(list((raw / "imagesTr").glob("*.png"))) == 10 and (tmp_path / "preview.png").is_file()
