@@ -33,7 +33,7 @@ def revert_summary(raw: Path, report: dict) -> str:
     return line
 
 
-@click.command()
+@click.command(short_help="Add synthetic cases to an nnU-Net raw folder (atomic, revertible).")
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
 @click.option("--ratio", type=float, required=True, help="Synthetic cases per real training case (0 < r <= 10).")
 @click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
@@ -73,7 +73,7 @@ def expand(raw_dataset, ratio, generator, seed, batch_size, device, steps, shard
         click.echo(f"synthaug: preview of the added cases: {report['preview']}", err=True)
 
 
-@click.command()
+@click.command(short_help="Remove every synthetic case; restore dataset.json exactly.")
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
 @click.option("--rebuild-manifest", is_flag=True,
               help="The manifest was lost: take cases named synth_NNNNN as synthetic, delete them and set "
@@ -91,7 +91,7 @@ def revert(raw_dataset, rebuild_manifest, preprocessed, as_json):
     say_report(report, revert_summary(raw_dataset, report), as_json)
 
 
-@click.command()
+@click.command(short_help="nnU-Net folds over real cases; synthetic cases train only.")
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="splits_final.json to write (default: $nnUNet_preprocessed/DatasetXXX/splits_final.json).")
@@ -104,7 +104,7 @@ def splits(raw_dataset, out, folds):
     click.echo(str(write_splits(raw_dataset, out=out, folds=folds)))
 
 
-@click.command("generators")
+@click.command("generators", short_help="Registered generators and their checkpoints.")
 def generators_cmd():
     """List registered generators and whether their checkpoint is installed."""
     from ..pipelines.registry import list_generators

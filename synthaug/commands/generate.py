@@ -26,7 +26,7 @@ def written_summary(folder: Path, record: str, key: str, seconds: float) -> str:
     return f"wrote {len(items)} {key} ({kinds}){by} in {seconds:.1f} s{gated}: {folder} ({files})"
 
 
-@click.command()
+@click.command(short_help="Write N generated pairs with a preview (a bank for SyntheticMix).")
 @click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
 @click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of pairs.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
@@ -68,7 +68,7 @@ def sample(generator, n, out, seed, tumour_type, box, steps, scheduler, batch_si
     click.echo(written_summary(folder, "pairs.json", "pairs", time.perf_counter() - start))
 
 
-@click.command()
+@click.command(short_help="Write N SCMG lesion masks for a tumour type and box.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="SCMG checkpoint folder (default: checkpoints/scmg-busi-128).")
 @click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of masks.")
@@ -92,7 +92,7 @@ def masks(checkpoint, n, out, seed, tumour_type, box, device, threads):
     click.echo(written_summary(folder, "masks.json", "masks", time.perf_counter() - start))
 
 
-@click.command()
+@click.command(short_help="The main job on the shipped generator, no data needed.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
 @click.option("--generator", "generator", default=DEFAULT_GENERATOR, show_default=True, help="Registered name or checkpoint folder.")
 @click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Base cases to write.")

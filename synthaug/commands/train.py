@@ -10,7 +10,7 @@ from ..errors import SynthaugError
 from .common import _friendly
 
 
-@click.command()
+@click.command(short_help="Train one part from recipes/ (scmg, vae, ldm, controlnet, pig, judge, ...).")
 @click.argument("kind")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="nnU-Net raw folder or the BUSI release folder (default: $SYNTHAUG_DATA/BUSI, train split).")
@@ -38,7 +38,7 @@ def train(kind, data, profile, out, steps, batch_size, max_minutes, resume, init
     click.echo(str(final))
 
 
-@click.command()
+@click.command(short_help="Train every part of a generator on your raw folder, then check it.")
 @click.argument("raw_dataset", type=click.Path(path_type=Path))
 @click.option("--generator", "generator", type=click.Choice(["bus", "pig"]), default="bus", show_default=True,
               help="bus: SCMG + VAE + LDM + ControlNet, assembled; pig: PIG's joint diffusion, in pixel space "
@@ -74,7 +74,7 @@ def fit(raw_dataset, generator, profile, out, minutes, assignments, check_pairs)
         click.echo(str(checkpoint))
 
 
-@click.command("assemble-bus")
+@click.command("assemble-bus", short_help="Join trained VAE, LDM, ControlNet and SCMG into one bus.")
 @click.option("--vae", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="VAE run output (synthaug train vae ... /final).")
 @click.option("--ldm", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
@@ -110,7 +110,7 @@ def assemble_bus_cmd(vae, ldm, controlnet, scmg, out, steps, guidance_scale, con
                                     edge_gain=edge_gain)))
 
 
-@click.command("calibrate")
+@click.command("calibrate", short_help="Calibrate a contrast-hint bus checkpoint's hints (a copy).")
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="The calibrated copy to write (a new folder).")
