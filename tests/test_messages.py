@@ -98,3 +98,12 @@ def test_convert_help_lists_every_command_uncut():
     top = CliRunner().invoke(main, ["--help"], terminal_width=80).output
     line = next(l for l in top.splitlines() if l.strip().startswith("convert"))
     assert "..." not in line
+
+
+def test_every_command_has_a_whole_line_in_the_overview():
+    """`synthaug --help` is where a newcomer starts: no command's description is cut off with '...'."""
+    res = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert res.exit_code == 0
+    listing = res.output.split("Commands:", 1)[1]
+    assert "..." not in listing, listing
+    assert all(name in listing for name in main.commands)

@@ -10,7 +10,7 @@ from ..errors import SynthaugError
 from .common import _friendly
 
 
-@click.command(short_help="Train one part from recipes/ (scmg, vae, ldm, controlnet, pig, judge, ...).")
+@click.command(short_help="Train one part from recipes/ (scmg, vae, ldm, controlnet, pig, judge and more).")
 @click.argument("kind")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="nnU-Net raw folder or the BUSI release folder (default: $SYNTHAUG_DATA/BUSI, train split).")
