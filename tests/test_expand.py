@@ -566,14 +566,3 @@ def test_expand_and_revert_say_what_they_did_in_one_line(raw, gen):
     assert res.exit_code == 0, res.output
     assert res.stdout == f"removed 6 synthetic case(s) from {raw}; restored dataset.json; 6 real cases untouched\n"
     assert snapshot(raw) == before
-
-
-def test_loading_a_checkpoint_prints_no_library_progress_bars(capfd):
-    """The shipped bus (a diffusers pipeline with a transformers text encoder) loads without their bars."""
-    from diffusers.utils import logging as diffusers_logging
-
-    from synthaug import create_generator
-
-    create_generator("bus")
-    assert "Loading" not in capfd.readouterr().err
-    assert diffusers_logging.is_progress_bar_enabled()  # the library's own setting is put back

@@ -52,3 +52,14 @@ def test_the_shipped_pig_is_latent_mask_guided_and_paints_lesions_under_its_mask
             assert p.image.shape == p.mask.shape == (128, 128) and 0 < p.mask.mean() < 0.6
         contrast[w] = np.mean([p.image[p.mask == 0].mean() - p.image[p.mask > 0].mean() for p in pairs])
     assert contrast[2.0] > 10 and contrast[2.0] > contrast[0.0]
+
+
+def test_loading_a_checkpoint_prints_no_library_progress_bars(capfd):
+    """The shipped bus (a diffusers pipeline with a transformers text encoder) loads without their bars."""
+    from diffusers.utils import logging as diffusers_logging
+
+    from synthaug import create_generator
+
+    create_generator("bus")
+    assert "Loading" not in capfd.readouterr().err
+    assert diffusers_logging.is_progress_bar_enabled()  # the library's own setting is put back
