@@ -16,6 +16,12 @@ from synthaug.errors import SynthaugError
 from synthaug.paths import data_root
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PENDING = RESULTS / "pending"  # finished runs no report holds yet, kept across machines (benchmarks/keep_runs.py)
+
+
+def pending_runs() -> list[Path]:
+    """The committed pending-run files, for ``seg.py --import-runs``."""
+    return sorted(PENDING.glob("*.json"))
 
 
 def busi_sets(size: int = 128, val_fraction: float = 0.2, seed: int = 0, transform=None) -> dict:
@@ -67,9 +73,11 @@ def write_results(name: str, payload: dict, markdown: str, out_dir: Path = RESUL
     """``results/<name>.json`` and ``results/<name>.md``, both stamped with the command."""
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M"), **payload}
-    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    (out_dir / f"{name}.md").write_text(f"{markdown}\n\nProduced by:\n\n```\n{payload['command']}\n```\n",
-                                         encoding="utf-8")
+    for suffix, text in ((".json", json.dumps(payload, indent=2, default=float) + "\n"),
+                         (".md", f"{markdown}\n\nProduced by:\n\n```\n{payload['command']}\n```\n")):
+        tmp = out_dir / f".{name}{suffix}.tmp"  # a kill mid-write leaves the previous report whole
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_dir / f"{name}{suffix}")
     return out_dir / f"{name}.json"
 
 

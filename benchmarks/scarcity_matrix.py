@@ -22,7 +22,7 @@ beside the headline comparison; ``real`` and ``ordinary`` runs do not depend on 
 Rerunning the same command skips finished runs and resumes a killed one from its last epoch; a
 second process on the other core takes the runs the first one does not hold (file locks). On a machine
 without the work folder, ``--import-committed`` first copies the finished runs of the committed reports
-into it (only the banks are made again).
+into it, and those of an unfinished seed that ``benchmarks/keep_runs.py`` kept (only the banks are made again).
 
 A machine of another precision (bf16 / float32) cannot continue the committed matrix (``check_precision``);
 ``--results-dir DIR`` starts a separate one there, with its own reports and summary, optionally on fewer
@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import scarcity, seg  # noqa: E402
-from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import RESULTS, pending_runs  # noqa: E402
 
 FRACTIONS = (0.25, 0.1, 1.0)
 # `bus 100% + ordinary`: pairs on top of ordinary augmentation, as SyntheticMix is used (synthetic items go
@@ -199,7 +199,8 @@ def descriptor_arms(args, seed: int, select: list[int], done: list[int]) -> None
 def import_committed(args) -> None:
     """Copy the finished runs of the committed reports into ``--work`` (a new machine): every fraction's
     report and, with ``--descriptor-generator``, each of issue 34's arms (default draws, the hard mixes,
-    the picked one); reports go to a scratch folder, so the committed ones are left as they are."""
+    the picked one), and the pending runs of ``benchmarks/keep_runs.py``; reports go to a scratch folder,
+    so the committed ones are left as they are."""
     arms = [("", args.generator, BASE + CANDIDATES, FRACTIONS, None)]
     if args.descriptor_generator:
         arms.append(("desc", args.descriptor_generator, ARM_CONDITIONS, DESC_FRACTIONS, None))
@@ -213,10 +214,11 @@ def import_committed(args) -> None:
         for arm, generator, conds, fractions, mix in arms:
             for fraction in fractions:
                 report = results_dir(args) / f"{report_name(fraction, arm)}.json"
-                if report.is_file():
+                sources = ([report] if report.is_file() else []) + pending_runs()
+                if sources:
                     argv = seg_args(args, fraction, conds, args.seeds, True, generator=generator, arm=arm, mix=mix,
                                     results=Path(scratch))
-                    seg.main(seg.SEGMENTATION, argv + ["--import-runs", str(report)])
+                    seg.main(seg.SEGMENTATION, argv + sum((["--import-runs", str(s)] for s in sources), []))
 
 
 def results_dir(args) -> Path:

@@ -12,7 +12,7 @@ public set, few local annotations". This script measures the other case, a user 
    rerun on a new machine starts from them;
 3. ``runs``: the scarcity profile at 25% with that subset for every training seed, for both generators:
    ``seg_scarcity_own_f25`` (the own-data generator) and ``seg_scarcity_shipped_fixed_f25`` (the shipped one),
-   each with ``real`` (the same runs) and ``bus 100%``.
+   each with ``real`` (the same runs) and ``bus 100%``, seed by seed (each report holds the seeds done).
 
 Every report records its generator's training cases (``generator.training_cases``, ``busi_train_only``).
 
@@ -25,6 +25,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import seg  # noqa: E402
 from benchmarks.bench.driver import benchmark_splits  # noqa: E402
-from benchmarks.common import busi_subset_folder  # noqa: E402
+from benchmarks.common import RESULTS, busi_subset_folder, pending_runs  # noqa: E402
 from synthaug.evaluation.splits import real_fraction_subset  # noqa: E402
 from synthaug.fit import PLAN_NAME, finished_parts  # noqa: E402
 
@@ -105,11 +106,29 @@ def fit(raw: Path, out: Path, store: Path | None = None, poll_seconds: float = 6
     return out / "checkpoint"
 
 
+REPORTS = ("seg_scarcity_own_f25", "seg_scarcity_shipped_fixed_f25")  # the own-data generator's, the shipped one's
+
+
 def runs(args, checkpoint: Path) -> None:
-    common = ["--profile", "scarcity", "--work", str(args.work), "--conditions", "real,bus 100%", "--seeds",
-              args.seeds, "--real-fraction", str(FRACTION), "--subset-seed", str(args.subset_seed)]
-    seg.main(seg.SEGMENTATION, common + ["--generator", str(checkpoint), "--name", "seg_scarcity_own_f25"])
-    seg.main(seg.SEGMENTATION, common + ["--generator", args.shipped, "--name", "seg_scarcity_shipped_fixed_f25"])
+    """Seed by seed, both generators, each report rewritten with every seed done so far (a session that ends
+    mid-way keeps its finished seeds). With ``--import-committed`` the runs the committed reports and pending
+    files (``benchmarks/keep_runs.py``) hold are copied into ``--work`` first (a new machine)."""
+    seeds = [int(s) for s in args.seeds.split(",")]
+    common = ["--profile", "scarcity", "--work", str(args.work), "--conditions", "real,bus 100%",
+              "--real-fraction", str(FRACTION), "--subset-seed", str(args.subset_seed)]
+    generators = dict(zip(REPORTS, (str(checkpoint), args.shipped)))
+    if args.import_committed:
+        with tempfile.TemporaryDirectory() as scratch:
+            for name, generator in generators.items():
+                sources = [p for p in [RESULTS / f"{name}.json"] if p.is_file()] + pending_runs()
+                if sources:
+                    seg.main(seg.SEGMENTATION, common + ["--generator", generator, "--seeds", args.seeds,
+                                                         "--report-only", "--results-dir", scratch, "--name", name]
+                             + sum((["--import-runs", str(p)] for p in sources), []))
+    for seed in seeds:
+        done = ",".join(str(s) for s in seeds if s <= seed)
+        for name, generator in generators.items():
+            seg.main(seg.SEGMENTATION, common + ["--generator", generator, "--seeds", done, "--name", name])
 
 
 def main(argv=None):
@@ -124,6 +143,9 @@ def main(argv=None):
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"))
     ap.add_argument("--shipped", default="checkpoints/bus-busi-128")
     ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--import-committed", action="store_true",
+                    help="first copy the finished runs of the committed reports and pending files into --work "
+                         "(a new machine)")
     args = ap.parse_args(argv)
     raw = export(args.raw, args.subset_seed)
     print(f"subset: {raw}", flush=True)

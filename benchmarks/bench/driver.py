@@ -59,9 +59,10 @@ def parse_args(task: Task, argv=None) -> argparse.Namespace:
     ap.add_argument("--work", type=Path, default=Path("runs/bench_work"), help="bank and per-run JSON cache")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument("--name", help="results file stem (default <task>_<generator>_<profile>)")
-    ap.add_argument("--import-runs", type=Path, metavar="RESULTS_JSON",
+    ap.add_argument("--import-runs", type=Path, action="append", default=[], metavar="RESULTS_JSON",
                     help="first copy the finished runs a results JSON records (same task, profile, settings and "
-                         "bank) into --work: continues a matrix on a machine without its work folder")
+                         "bank) into --work: continues a matrix on a machine without its work folder; repeatable "
+                         "(a report and the pending runs of benchmarks/keep_runs.py)")
     ap.add_argument("--report-only", action="store_true", help="write the report from the runs done, train nothing")
     return ap.parse_args(argv)
 
@@ -191,9 +192,9 @@ def _main(task: Task, argv=None) -> Path:
             plain = [c for c in plan["conditions"] if c.bank is None]
             banks[background].base = bank_need(len(split["sets"]["train"]), plain, shares, background)
             banks[background].n_real = len(split["sets"]["train"])
-    if args.import_runs:
-        n = import_runs(args.import_runs, task, plan, banks, args.work, args.profile, log=print)
-        print(f"imported {n} finished runs from {args.import_runs}", flush=True)
+    for source in args.import_runs:
+        n = import_runs(source, task, plan, banks, args.work, args.profile, log=print)
+        print(f"imported {n} finished runs from {source}", flush=True)
     runs = run_matrix(task, plan, split["sets"], banks, shares, args.work, args.profile, args.report_only)
     bank = banks.get("synthetic") or banks.get("real")
     return write_report(task, args, plan, split, record, bank, shares, runs, t0)

@@ -215,3 +215,38 @@ def test_runs_recorded_in_a_results_json_seed_a_new_work_folder_and_are_not_trai
     assert len(trained) == n_trained and runs[0] == done[0]  # taken, not trained again
     with pytest.raises(SynthaugError, match="not toy / other"):
         import_runs(report, task, plan, banks, work, "other")
+
+
+
+def test_finished_runs_of_an_unfinished_seed_survive_a_new_machine_through_the_pending_file(tmp_path, monkeypatch):
+    """``benchmarks/keep_runs.py``: runs no committed report holds go to the pending file (those a report
+    holds do not), and a new work folder imports them from it like a report: nothing trains again."""
+    import benchmarks.keep_runs as keep
+    from synthaug.evaluation.runs import import_runs
+
+    data = {"train": PairDataset(records(6)), "val": PairDataset(records(3, 1))}
+    real = TrainCondition.parse("real")
+    plan = {"settings": {"epochs": 2, "batch_size": 2, "lr": 0.05, "bf16": False, "select": "best-val"},
+            "models": ["toy"], "seeds": [0, 1, 2], "conditions": [real]}
+    trained = []
+    task = toy_task(trained, {})
+    old = tmp_path / "old"
+    done = run_matrix(task, plan, data, {}, {None: 1.0}, old, "toy", report_only=False)
+    results = tmp_path / "results"
+    (results / "sub").mkdir(parents=True)
+    (results / "sub" / "report.json").write_text(json.dumps({"runs": [done[0]]}))  # seed 0 reached a report
+    monkeypatch.setattr(keep, "RESULTS", results)
+    monkeypatch.setattr(keep, "PENDING", results / "pending")
+    pending = keep.main(["--work", str(old), "--name", "kept", "--task", "toy", "--profile", "toy"])
+    assert pending == results / "pending" / "kept.json"
+    assert [r["seed"] for r in json.loads(pending.read_text())["runs"]] == [1, 2]
+    assert keep.main(["--work", str(old), "--name", "kept", "--task", "toy", "--profile", "toy"]) == pending
+    assert [r["seed"] for r in json.loads(pending.read_text())["runs"]] == [1, 2]  # its own runs not counted
+
+    new = tmp_path / "new"
+    assert import_runs(pending, task, plan, {}, new, "toy") == 2
+    n_trained = len(trained)
+    runs = run_matrix(task, plan, data, {}, {None: 1.0}, new, "toy", report_only=False)
+    assert len(trained) == n_trained + 1 and runs[1:] == done[1:]  # seed 0 trains again, 1 and 2 do not
+    with pytest.raises(SystemExit, match="not a benchmark work folder"):
+        keep.main(["--work", str(tmp_path / "nothing"), "--name", "x"])

@@ -300,6 +300,7 @@ def test_import_committed_copies_the_committed_runs_before_training_and_leaves_t
     monkeypatch.setattr(sm, "HARD_PICK", tmp_path / "hard.json")
     monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
     monkeypatch.setattr(sm.scarcity, "main", lambda argv: None)
+    monkeypatch.setattr(sm, "pending_runs", lambda: [])
     sm.main(["--seeds", "0", "--work", str(tmp_path / "w"), "--descriptor-generator", "ckpt/desc", "--arms-only",
              "--import-committed"])
     imports = [a for a in calls if "--import-runs" in a]
@@ -308,6 +309,15 @@ def test_import_committed_copies_the_committed_runs_before_training_and_leaves_t
     assert all("--report-only" in a and a[a.index("--results-dir") + 1] != str(tmp_path) for a in imports)
     assert imports[2][imports[2].index("--generator") + 1] == "ckpt/desc"
     assert calls.index(imports[-1]) < min(i for i, a in enumerate(calls) if "--import-runs" not in a)
+
+    calls.clear()  # kept runs of an unfinished seed (benchmarks/keep_runs.py): every plan imports them too
+    monkeypatch.setattr(sm, "pending_runs", lambda: [tmp_path / "pending.json"])
+    sm.main(["--seeds", "0", "--work", str(tmp_path / "w"), "--fractions", "0.1", "--conditions", "real",
+             "--import-committed"])
+    imports = [a for a in calls if "--import-runs" in a]
+    sources = [[Path(a[i + 1]).name for i, x in enumerate(a) if x == "--import-runs"] for a in imports]
+    assert sources == [["seg_scarcity_f25.json", "pending.json"], ["pending.json"],  # f10: no report, pending only
+                       ["seg_scarcity_f100.json", "pending.json"]]
 
 
 def test_the_figure_draws_complete_conditions_and_bands_only_from_three_seeds():
@@ -480,3 +490,29 @@ def test_summary_keeps_every_arm_report_on_disk(tmp_path):
     assert found == [f"0.25={tmp_path / 'seg_scarcity_desc_f25.json'}@bus-desc",
                      f"0.1={tmp_path / 'seg_scarcity_lw_f10.json'}@bus-desc",
                      f"1.0={tmp_path / 'seg_scarcity_ramp-g4_f100.json'}@bus-ramp-g4"]
+
+
+def test_own_data_runs_write_both_reports_after_every_seed_and_import_the_committed_runs_first(tmp_path, monkeypatch):
+    """A session may end mid-way on a machine the next one does not have: each seed rewrites both reports
+    with every seed done so far, and ``--import-committed`` copies the committed runs (reports and pending
+    files) into the work folder before anything trains, its reports into a scratch folder."""
+    import benchmarks.scarcity_own_data as own
+
+    calls = []
+    monkeypatch.setattr(own, "RESULTS", tmp_path)
+    (tmp_path / "seg_scarcity_own_f25.json").write_text('{"runs": []}')  # the shipped one's report is not there
+    monkeypatch.setattr(own, "pending_runs", lambda: [tmp_path / "pending.json"])
+    monkeypatch.setattr(own.seg, "main", lambda _spec, argv: calls.append(argv))
+    args = own.argparse.Namespace(seeds="0,1,2", work=tmp_path / "w", subset_seed=0, shipped="ckpt/shipped",
+                                  import_committed=True)
+    own.runs(args, tmp_path / "fit" / "checkpoint")
+    arg = lambda a, k: a[a.index(k) + 1]  # noqa: E731
+    imports, training = calls[:2], calls[2:]
+    assert [[a[i + 1] for i, x in enumerate(a) if x == "--import-runs"] for a in imports] == [
+        [str(tmp_path / "seg_scarcity_own_f25.json"), str(tmp_path / "pending.json")], [str(tmp_path / "pending.json")]]
+    assert all("--report-only" in a and arg(a, "--results-dir") != str(tmp_path) for a in imports)
+    assert not any("--import-runs" in a or "--report-only" in a for a in training)
+    assert [(arg(a, "--name"), arg(a, "--seeds")) for a in training] == [
+        (name, seeds) for seeds in ("0", "0,1", "0,1,2") for name in own.REPORTS]
+    assert {arg(a, "--generator") for a in training[::2]} == {str(tmp_path / "fit" / "checkpoint")}
+    assert {arg(a, "--generator") for a in training[1::2]} == {"ckpt/shipped"}
