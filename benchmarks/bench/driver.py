@@ -119,6 +119,14 @@ def busi_generator_record(ref: str) -> dict:
             "busi_train_only": bool(trained_on) and trained_on <= train_ids}
 
 
+def seen_cases(record: dict, sets: dict) -> dict:
+    """How many cases of each evaluation set the generator trained on ({} when it records no case ids): a
+    generator fit on a subset of the train part (the own-data control) has seen neither validation nor tests."""
+    trained_on = training_case_ids(record["info"])
+    return {name: len(trained_on & {r.case_id for r in ds.records})
+            for name, ds in sets.items() if name != "train"} if trained_on else {}
+
+
 def benchmark_splits(size: int, cases: int | None, external: bool) -> dict:
     """{"sets": {"train", "val", "internal"(, "external")}, "names": what each one is}."""
     sets = busi_sets(size=size, val_fraction=0.2, seed=SPLIT_SEED)
@@ -176,6 +184,8 @@ def _main(task: Task, argv=None) -> Path:
     plan = make_plan(task, args)
     record = check_generator(task, plan, args.generator)
     split = benchmark_splits(plan["settings"]["size"], plan["settings"]["cases"], task.external)
+    if record:
+        record["seen_cases"] = seen_cases(record, split["sets"])
     if not split["names"]["test_withheld"]:  # other internal-test cases: runs made without them are not reused
         plan["settings"]["internal_test"] = split["names"]["internal"]
     shares = class_shares(split["sets"]["train"], bool(record) and "label" in record["conditions"])

@@ -113,11 +113,14 @@ def budget(s: dict) -> str:
 
 
 def optimistic(meta: dict, cond: TrainCondition, split: str) -> bool:
-    """Scores of a synthetic condition on cases its generator may have seen: the internal test while it is
-    carved from the train split, and the validation part (always inside the train split)."""
+    """Scores of a synthetic condition on cases its generator saw: counted when the generator records its
+    training case ids (``seen_cases``); otherwise assumed for the internal test while it is carved from the
+    train split, and for the validation part (always inside the train split)."""
     gen = meta.get("generator")
     if not (cond.synthetic and gen):
         return False
+    if gen.get("seen_cases"):
+        return gen["seen_cases"].get(split, 0) > 0
     return split == "val" or (split == "internal" and meta["split_names"].get("test_withheld", False))
 
 
@@ -134,9 +137,16 @@ def markdown(task, plan: dict, summary: dict, meta: dict) -> str:
             lines += [f"| {m} | " + " | ".join(fmt(cells.get(m, {}).get(c.name, {}).get(split, {}).get(k))
                                                 for c in conds) + " |" for m in plan["models"]]
             lines.append("")
+    seen = (meta.get("generator") or {}).get("seen_cases") or {}
     if any(optimistic(meta, c, "internal") for c in conds):
-        lines += ["† Optimistic: the generator was trained on all BUSI train-split cases, including the ones carved "
-                  "out as the internal test while the BUSI test images are withheld. STU is the clean test.", ""]
+        lines += [f"† Optimistic: the generator trained on {seen['internal']} of the {meta['n_internal']} internal-test "
+                  "cases" if seen else "† Optimistic: the generator was trained on all BUSI train-split cases, "
+                  "including the ones carved out as the internal test while the BUSI test images are withheld",
+                  ""]
+        lines[-2] += (". STU is the clean test." if "external" in names else ".")
+    elif seen and not any(seen.values()) and any(c.synthetic for c in conds):
+        lines += ["The generator trained on none of the validation and test cases (its recorded training case "
+                  "ids): every score here is clean.", ""]
     if any(optimistic(meta, c, "val") for c in conds):
         lines += ["† on validation: the validation part lies inside the BUSI train split the generator may have "
                   "seen, so a synthetic condition's validation score (and a pick made on it) can be optimistic.", ""]
@@ -252,11 +262,18 @@ def generator_notes(gen: dict, bank: dict | None, names: dict) -> list[str]:
                + (f" Its synthaug.json lists {gen['training_cases']} training case ids, all in the BUSI train split."
                   if gen["busi_train_only"] else " **Not confirmed to be the BUSI train split only.**"))
     if names.get("test_withheld"):
+        counted = (gen.get("seen_cases") or {}).get("internal")
+        carved = (f"- The BUSI test images are withheld, so the internal test is carved from the "
+                  f"{gen['busi_train_cases']} train-split cases.")
+        if counted == 0:
+            val = " (nor on the validation part)" if gen["seen_cases"].get("val") == 0 else ""
+            out.append(f"{carved} This generator trained on none of them{val}, so its conditions' scores there "
+                       "are clean.")
+            return out
         seen = ("This one was trained on all of them, so it has seen the internal-test cases"
-                if gen["training_cases"] == gen["busi_train_cases"] else "A generator trained on all of them has "
-                "seen the internal-test cases")
+                if gen["training_cases"] == gen["busi_train_cases"] else
+                f"This one trained on {counted} of the internal-test cases" if counted is not None else
+                "A generator trained on all of them has seen the internal-test cases")
         clean = " The external test is free of that." if "external" in names else ""
-        out.append(f"- The BUSI test images are withheld, so the internal test is carved from the "
-                   f"{gen['busi_train_cases']} train-split cases. {seen}, which can flatter the synthetic "
-                   f"conditions there.{clean}")
+        out.append(f"{carved} {seen}, which can flatter the synthetic conditions there.{clean}")
     return out

@@ -300,6 +300,36 @@ def test_scores_on_cases_the_generator_saw_are_flagged_optimistic(withheld):
     assert not optimistic({**meta, "generator": None}, bus, "val")
 
 
+def records_named(prefix: str, n: int) -> list[Record]:
+    return [Record(np.zeros((8, 8), np.uint8), np.zeros((8, 8), bool), "benign", f"{prefix}{i}") for i in range(n)]
+
+
+def test_a_generator_fit_on_part_of_the_train_part_is_not_flagged_on_sets_it_never_saw():
+    """The own-data control: a generator whose recorded training cases miss validation and both tests has
+    clean scores everywhere; the count comes from its case ids, not from an assumption."""
+    from benchmarks.bench.driver import seen_cases
+    from synthaug.evaluation.report import generator_notes, optimistic
+
+    sets = {"train": PairDataset(records_named("t", 4)), "val": PairDataset(records_named("v", 2)),
+            "internal": PairDataset(records_named("i", 3))}
+    own = {"info": {"training_data": {"case_ids": ["t0", "t1"]}}}
+    shipped = {"info": {"training_data": {"case_ids": ["t0", "t1", "t2", "t3", "v0", "v1", "i0", "i1", "i2"]}}}
+    assert seen_cases(own, sets) == {"val": 0, "internal": 0}
+    assert seen_cases(shipped, sets) == {"val": 2, "internal": 3}
+    assert seen_cases({"info": {}}, sets) == {}  # no ids recorded: cannot tell
+    bus = TrainCondition.parse("bus 100%")
+    for gen, flagged in ((own, False), (shipped, True), ({}, True)):
+        meta = {"generator": {"ref": "bus", "seen_cases": seen_cases(gen, sets) if gen else {}},
+                "split_names": {"test_withheld": True}}
+        assert optimistic(meta, bus, "val") == flagged and optimistic(meta, bus, "internal") == flagged
+    record = {"ref": "own", "generator": "bus", "checkpoint_hash": "h", "conditions": [], "card_data": "x",
+              "training_cases": 2, "busi_train_only": True, "busi_train_cases": 9, "seen_cases": {"internal": 0}}
+    notes = " ".join(generator_notes(record, None, {"test_withheld": True, "external": "STU"}))
+    assert "trained on none of them" in notes and "flatter" not in notes
+    notes = " ".join(generator_notes({**record, "seen_cases": {"internal": 3}}, None, {"test_withheld": True}))
+    assert "trained on 3 of the internal-test cases, which can flatter" in notes
+
+
 def test_run_settings_record_the_precision_carried_out(monkeypatch):
     """A run asked for in bf16 on a CPU without native bf16 trains in float32: its settings (and so the run
     folder's hash) say float32, so it is never mixed with bf16 runs of the same matrix."""
