@@ -19,9 +19,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PENDING = RESULTS / "pending"  # finished runs no report holds yet, kept across machines (benchmarks/keep_runs.py)
 
 
-def pending_runs() -> list[Path]:
-    """The committed pending-run files, for ``seg.py --import-runs``."""
-    return sorted(PENDING.glob("*.json"))
+def pending_runs(results: Path = RESULTS) -> list[Path]:
+    """The pending-run files of a results folder, for ``seg.py --import-runs``."""
+    return sorted((results / PENDING.name).glob("*.json"))
 
 
 def busi_sets(size: int = 128, val_fraction: float = 0.2, seed: int = 0, transform=None) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,14 +29,24 @@ def run_identity(run: dict) -> str:
                        run.get("seed")], sort_keys=True)
 
 
+def committed_reports() -> list[str]:
+    """Text of every results JSON as committed (``git show HEAD:``), pending files excluded: a running matrix
+    rewrites the working-tree reports with fewer seeds, and only what is committed reaches a new machine."""
+    root = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=RESULTS, capture_output=True, text=True,
+                               check=True).stdout.strip())
+    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", str(RESULTS.relative_to(root))], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.split()
+    pending = str(PENDING.relative_to(root))
+    return [subprocess.run(["git", "show", f"HEAD:{n}"], cwd=root, capture_output=True, text=True, check=True).stdout
+            for n in names if n.endswith(".json") and not n.startswith(pending + "/")]
+
+
 def recorded_runs() -> set[str]:
-    """Identities of the runs every committed report holds (pending files excluded)."""
+    """Identities of the runs every committed report holds."""
     seen = set()
-    for path in RESULTS.rglob("*.json"):
-        if PENDING in path.parents:
-            continue
+    for text in committed_reports():
         try:
-            runs = json.loads(path.read_text(encoding="utf-8")).get("runs")
+            runs = json.loads(text).get("runs")
         except (ValueError, AttributeError):
             continue
         if isinstance(runs, list):
@@ -56,7 +67,7 @@ def main(argv=None) -> Path | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--name", required=True, help="file stem under benchmarks/results/pending/")
-    ap.add_argument("--task", default="segmentation")
+    ap.add_argument("--task", default="seg")
     ap.add_argument("--profile", default="scarcity")
     args = ap.parse_args(argv)
     if not (args.work / "runs").is_dir():

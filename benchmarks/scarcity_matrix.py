@@ -214,7 +214,7 @@ def import_committed(args) -> None:
         for arm, generator, conds, fractions, mix in arms:
             for fraction in fractions:
                 report = results_dir(args) / f"{report_name(fraction, arm)}.json"
-                sources = ([report] if report.is_file() else []) + pending_runs()
+                sources = ([report] if report.is_file() else []) + pending_runs(RESULTS)
                 if sources:
                     argv = seg_args(args, fraction, conds, args.seeds, True, generator=generator, arm=arm, mix=mix,
                                     results=Path(scratch))

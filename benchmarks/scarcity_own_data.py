@@ -120,7 +120,7 @@ def runs(args, checkpoint: Path) -> None:
     if args.import_committed:
         with tempfile.TemporaryDirectory() as scratch:
             for name, generator in generators.items():
-                sources = [p for p in [RESULTS / f"{name}.json"] if p.is_file()] + pending_runs()
+                sources = [p for p in [RESULTS / f"{name}.json"] if p.is_file()] + pending_runs(RESULTS)
                 if sources:
                     seg.main(seg.SEGMENTATION, common + ["--generator", generator, "--seeds", args.seeds,
                                                          "--report-only", "--results-dir", scratch, "--name", name]

@@ -232,14 +232,23 @@ def test_finished_runs_of_an_unfinished_seed_survive_a_new_machine_through_the_p
     task = toy_task(trained, {})
     old = tmp_path / "old"
     done = run_matrix(task, plan, data, {}, {None: 1.0}, old, "toy", report_only=False)
+    import subprocess
+
     results = tmp_path / "results"
     (results / "sub").mkdir(parents=True)
     (results / "sub" / "report.json").write_text(json.dumps({"runs": [done[0]]}))  # seed 0 reached a report
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(git[:5] + ["init", "-q", str(tmp_path)], check=True)
+    subprocess.run(git + ["add", "results"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "report"], check=True)
+    (results / "sub" / "report.json").write_text(json.dumps({"runs": done}))  # uncommitted: does not count
     monkeypatch.setattr(keep, "RESULTS", results)
     monkeypatch.setattr(keep, "PENDING", results / "pending")
     pending = keep.main(["--work", str(old), "--name", "kept", "--task", "toy", "--profile", "toy"])
     assert pending == results / "pending" / "kept.json"
     assert [r["seed"] for r in json.loads(pending.read_text())["runs"]] == [1, 2]
+    subprocess.run(git + ["add", "results/pending"], check=True)  # the pending file committed beside the report
+    subprocess.run(git + ["commit", "-q", "-m", "pending"], check=True)
     assert keep.main(["--work", str(old), "--name", "kept", "--task", "toy", "--profile", "toy"]) == pending
     assert [r["seed"] for r in json.loads(pending.read_text())["runs"]] == [1, 2]  # its own runs not counted
 

@@ -300,7 +300,7 @@ def test_import_committed_copies_the_committed_runs_before_training_and_leaves_t
     monkeypatch.setattr(sm, "HARD_PICK", tmp_path / "hard.json")
     monkeypatch.setattr(sm.seg, "main", lambda _spec, argv: calls.append(argv))
     monkeypatch.setattr(sm.scarcity, "main", lambda argv: None)
-    monkeypatch.setattr(sm, "pending_runs", lambda: [])
+    monkeypatch.setattr(sm, "pending_runs", lambda _results: [])
     sm.main(["--seeds", "0", "--work", str(tmp_path / "w"), "--descriptor-generator", "ckpt/desc", "--arms-only",
              "--import-committed"])
     imports = [a for a in calls if "--import-runs" in a]
@@ -311,7 +311,7 @@ def test_import_committed_copies_the_committed_runs_before_training_and_leaves_t
     assert calls.index(imports[-1]) < min(i for i, a in enumerate(calls) if "--import-runs" not in a)
 
     calls.clear()  # kept runs of an unfinished seed (benchmarks/keep_runs.py): every plan imports them too
-    monkeypatch.setattr(sm, "pending_runs", lambda: [tmp_path / "pending.json"])
+    monkeypatch.setattr(sm, "pending_runs", lambda _results: [tmp_path / "pending.json"])
     sm.main(["--seeds", "0", "--work", str(tmp_path / "w"), "--fractions", "0.1", "--conditions", "real",
              "--import-committed"])
     imports = [a for a in calls if "--import-runs" in a]
@@ -501,7 +501,7 @@ def test_own_data_runs_write_both_reports_after_every_seed_and_import_the_commit
     calls = []
     monkeypatch.setattr(own, "RESULTS", tmp_path)
     (tmp_path / "seg_scarcity_own_f25.json").write_text('{"runs": []}')  # the shipped one's report is not there
-    monkeypatch.setattr(own, "pending_runs", lambda: [tmp_path / "pending.json"])
+    monkeypatch.setattr(own, "pending_runs", lambda _results: [tmp_path / "pending.json"])
     monkeypatch.setattr(own.seg, "main", lambda _spec, argv: calls.append(argv))
     args = own.argparse.Namespace(seeds="0,1,2", work=tmp_path / "w", subset_seed=0, shipped="ckpt/shipped",
                                   import_committed=True)
