@@ -1,4 +1,4 @@
-"""Can a user find out on their own data where pairs pay? ``synthaug trial`` on 33 annotated cases (issue 31).
+"""Can a user find out on their own data where pairs pay? ``synthaug trial`` on 33 (or 83) annotated cases (issue 31).
 
 The scarcity matrix says `bus` pairs pay on top of ordinary augmentation with 10% of the BUSI train part
 (33 cases) and not detectably with 25% or more. A user has no matrix: they have their cases and
@@ -14,6 +14,9 @@ Then it runs ``synthaug trial`` (resumable: rerun the same command) and writes i
 ``benchmarks/results/<name>.md`` / ``.json`` / ``.png`` with the matrix's numbers for the same seed beside it.
 
     OMP_NUM_THREADS=1 python benchmarks/trial_scarce.py --raw /work/runs/raw --out /work/runs/trial_busi10s0
+
+``--fraction 0.25`` does the same with the 25% draw (83 cases), where the matrix finds pairs level with ordinary
+augmentation on STU: the trial's "no gain" side.
 """
 from __future__ import annotations
 

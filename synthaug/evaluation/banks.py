@@ -34,7 +34,7 @@ def training_case_ids(info: dict) -> set[str]:
     return set((info.get("training_data") or {}).get("case_ids") or [])
 
 
-def generator_record(ref: str, held_out: set[str] | None = None) -> dict:
+def generator_record(ref: str, held_out: set[str] | None = None, external: set[str] | None = None) -> dict:
     """What the checkpoint says about itself, to put beside the numbers.
 
     A comparison is only fair for a generator that never saw the cases it is
@@ -42,7 +42,8 @@ def generator_record(ref: str, held_out: set[str] | None = None) -> dict:
     synthaug.json (assembled checkpoints keep their parts' shared list), so
     with ``held_out`` (the case ids a trial tests on) the record says how many
     of them the generator trained on ("held_out_seen"; None when it records no
-    ids, so it cannot tell). Case ids are compared as written: a folder whose
+    ids, so it cannot tell); with ``external`` (an external test's case ids) the same
+    count for it ("external_seen"). Case ids are compared as written: a folder whose
     ids were renamed cannot be checked. The model card's "- data:" line is kept.
     """
     cls, path = resolve_checkpoint(ref)
@@ -58,6 +59,8 @@ def generator_record(ref: str, held_out: set[str] | None = None) -> dict:
     if held_out is not None:
         out["training_source"] = (info.get("training_data") or {}).get("source")
         out["held_out_seen"] = len(trained_on & set(held_out)) if trained_on else None
+    if external is not None:
+        out["external_seen"] = len(trained_on & set(external)) if trained_on else None
     return out
 
 

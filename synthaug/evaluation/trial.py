@@ -177,7 +177,8 @@ def run_trial(req: TrialRequest, out: Path | None = None, say=print) -> Path:
         sets["external"] = load_external(Path(req.external), req.size)
         parts["names"]["external"] = str(req.external)
     held_out = {r.case_id for r in sets["internal"].records}
-    record = generator_record(req.generator, held_out=held_out)
+    external = {r.case_id for r in sets["external"].records} if "external" in sets else None
+    record = generator_record(req.generator, held_out=held_out, external=external)  # seen counts: decision_split
     conds = trial_conditions(req, record)
     model = req.model or default_model()
     out.mkdir(parents=True, exist_ok=True)

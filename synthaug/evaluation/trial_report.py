@@ -8,7 +8,9 @@ at its ratio, only when its difference on the test part is a ``gain`` against
 ``real`` and against the best classical condition (when one ran): ordinary
 augmentation costs nothing, pairs cost a generator and its sampling time, so
 pairs level with it are no reason to use them. Otherwise the trial says it
-found no gain and what to train with instead.
+found no gain and what to train with instead. The verdicts are read on a test
+the generator never saw (``decision_split``): a generator trained on the test
+part flatters its own pairs there, so a clean ``--external`` test decides.
 """
 from __future__ import annotations
 
@@ -23,15 +25,29 @@ from .report import fmt, fmt_diff, summarise
 from .stats import GAIN, LOSS, VERDICT_RULE
 
 
+SPLIT_NAMES = {"internal": "the test part", "external": "the external test"}
+
+
+def decision_split(seen: dict) -> str:
+    """The test the recommendation is read on: the test part, unless the generator trained on some of its cases
+    and an external test it never saw exists. ``seen``: {split: test cases the generator trained on, None when
+    it records no case ids}."""
+    if seen.get("internal") and seen.get("external") == 0:
+        return "external"
+    return "internal"
+
+
 def recommend(summary: dict, conditions, model: str, split: str = "internal") -> dict:
-    """The decision, from the validation picks and the test part's paired verdicts (constructed numbers in,
-    so it is testable): {"use_synthetic", "condition", "ratio", "ordinary", "vs_real", "vs_classical", "why"}."""
+    """The decision, from the validation picks and the paired verdicts on ``split`` (constructed numbers in,
+    so it is testable): {"use_synthetic", "condition", "ratio", "ordinary", "vs_real", "vs_classical", "why",
+    "split"}."""
+    where = SPLIT_NAMES[split]
     pick = summary["selection"].get(model, {})
     comp = summary["comparisons"].get(model, {}).get(split, {})
     classical = pick.get("classical")
     syn = pick.get("synthetic")
     if syn is None:
-        return {"use_synthetic": False, "condition": None, "ratio": None, "classical": classical,
+        return {"use_synthetic": False, "condition": None, "ratio": None, "classical": classical, "split": split,
                 "why": "no synthetic condition was run (or finished)"}
     cond = next(c for c in conditions if c.name == syn)
     vs_real = comp.get(syn, {}).get("vs_real", {}).get("verdict")
@@ -39,7 +55,7 @@ def recommend(summary: dict, conditions, model: str, split: str = "internal") ->
     use = vs_real == GAIN and (classical is None or vs_cls == GAIN)
     if use:
         why = (f"`{syn}` (picked on validation) is a gain over `real`"
-               + (f" and over `{classical}`" if classical else "") + " on the test part")
+               + (f" and over `{classical}`" if classical else "") + f" on {where}")
     else:
         fallback = classical if classical and comp.get(classical, {}).get("vs_real", {}).get("verdict") == GAIN \
             else "real"
@@ -50,10 +66,10 @@ def recommend(summary: dict, conditions, model: str, split: str = "internal") ->
         else:
             against = (f"a gain over `real` but {'a loss against' if vs_cls == LOSS else 'no detectable gain over'} "
                        f"`{classical}`, which needs no generator")
-        why = f"no gain: `{syn}` (picked on validation) is {against} on the test part; train on `{fallback}`"
+        why = f"no gain: on {where}, `{syn}` (picked on validation) is {against}; train on `{fallback}`"
     return {"use_synthetic": use, "condition": syn, "ratio": cond.ratio if use else None,
             "picked_ratio": cond.ratio, "ordinary": cond.augment, "vs_real": vs_real, "vs_classical": vs_cls,
-            "classical": classical, "why": why}
+            "classical": classical, "why": why, "split": split}
 
 
 def settings_lines(rec: dict, raw: str, generator: str) -> list[str]:
@@ -158,22 +174,29 @@ def markdown(req, plan: dict, mplan: dict, parts: dict, record: dict, summary: d
               f"{plan['measured']['val']:.2f} s a validation pass; planned ~{plan['estimate_seconds'] / 60:.0f} min.",
               "- Budget: " + ("; ".join(plan["cut"]) if plan["cut"] else
                               "nothing cut" + (f" (--minutes {req.minutes:g})" if req.minutes else "")) + ".",
-              *(generator_lines(record) if any(c.synthetic for c in conds) else [])]
+              *(generator_lines(record, rec.get("split", "internal")) if any(c.synthetic for c in conds) else [])]
     return "\n".join(lines) + "\n"
 
 
-def generator_lines(record: dict) -> list[str]:
-    """Which generator, what its card says it was trained on, and whether it saw the test part."""
+def generator_lines(record: dict, split: str = "internal") -> list[str]:
+    """Which generator, what its card says it was trained on, whether it saw the test cases, and so which test
+    the recommendation was read on (``split``)."""
     out = [f"- Generator `{record['ref']}` ({record['generator']}, checkpoint {record['checkpoint_hash']}); "
            f"training data per its card: {record['card_data'] or 'not stated'}."]
-    seen = record.get("held_out_seen")
+    seen, seen_ext = record.get("held_out_seen"), record.get("external_seen")
     if seen is None:
         out.append("- It records no training case ids, so whether it saw the test cases cannot be checked.")
-    elif seen:
-        out.append(f"- **Warning: it was trained on {seen} of the test cases** (case ids in its synthaug.json), "
-                   "which can flatter the synthetic conditions; test on cases it never saw (--external).")
-    else:
+    elif not seen:
         out.append(f"- None of the test cases is among the {record['training_cases']} case ids it trained on.")
+    elif split == "external":
+        out.append(f"- **It was trained on {seen} of the test part's cases** (case ids in its synthaug.json), which "
+                   "can flatter the synthetic conditions there, so the recommendation is read on the external test, "
+                   "which it never saw.")
+    else:
+        out.append(f"- **Warning: it was trained on {seen} of the test cases** (case ids in its synthaug.json), "
+                   "which can flatter the synthetic conditions, and the recommendation rests on them; "
+                   + (f"it also trained on {seen_ext} of the external test's cases." if seen_ext else
+                      "add an external test it never saw (--external) to decide on clean cases."))
     return out
 
 
@@ -181,7 +204,8 @@ def write_trial(req, out: Path, task, mplan: dict, plan: dict, parts: dict, reco
                 shares: dict, runs: list[dict], model: str, wall: float) -> Path:
     """trial.json (every number and run), trial.md and trial.png, each written whole or not at all."""
     summary = summarise(task, runs, [model], mplan["conditions"])
-    rec = recommend(summary, mplan["conditions"], model)
+    rec = recommend(summary, mplan["conditions"], model,
+                    decision_split({"internal": record.get("held_out_seen"), "external": record.get("external_seen")}))
     scores = {split: test_scores(runs, mplan["conditions"], split) for split in ("internal", "external")
               if split in parts["sets"]}
     png = figure(runs, mplan["conditions"], scores, parts["names"], out / "trial.png")

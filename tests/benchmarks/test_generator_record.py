@@ -22,3 +22,15 @@ def test_shipped_checkpoint_is_confirmed_train_only_and_a_test_case_breaks_it(bu
     (copy / "synthaug.json").write_text(json.dumps(info), encoding="utf-8")
     leaky = generator_record(str(copy))
     assert not leaky["busi_train_only"] and leaky["training_cases"] == 519
+
+
+def test_the_trial_counts_seen_cases_on_the_test_part_and_the_external_test():
+    """What ``decision_split`` reads: the shipped generator saw BUSI train cases and no STU-named case."""
+    from synthaug.evaluation.banks import generator_record as record_of
+    from synthaug.evaluation.trial_report import decision_split
+
+    ids = sorted(busi_train_ids())[:5]
+    record = record_of("bus", held_out=set(ids), external={"STU_0001", "STU_0002"})
+    assert record["held_out_seen"] == 5 and record["external_seen"] == 0
+    assert decision_split({"internal": record["held_out_seen"], "external": record["external_seen"]}) == "external"
+    assert "external_seen" not in record_of("bus", held_out=set(ids))

@@ -13,7 +13,7 @@ from synthaug.evaluation.holdout import split_key, strata, trial_parts
 from synthaug.evaluation.report import select_on_validation
 from synthaug.evaluation.stats import GAIN, LOSS, NONE, paired_bootstrap
 from synthaug.evaluation.trial import check_lesions, check_out
-from synthaug.evaluation.trial_report import recommend
+from synthaug.evaluation.trial_report import decision_split, generator_lines, recommend
 
 
 def cases(n: int, malignant_every: int = 3, labels: bool = True) -> PairDataset:
@@ -147,6 +147,34 @@ def rec_why(classical_vs_real):
 def test_the_picked_ratio_carries_its_augmentation():
     rec = recommend(summary_with(GAIN, GAIN, pick="bus 100% + ordinary"), CONDS, "m")
     assert rec["use_synthetic"] and rec["ratio"] == 1.0 and rec["ordinary"]
+
+
+@pytest.mark.parametrize("seen, split", [
+    ({"internal": 104, "external": 0}, "external"),      # the shipped generator on BUSI + STU: STU decides
+    ({"internal": 104}, "internal"),                     # no external test: the test part, with a warning
+    ({"internal": 104, "external": 3}, "internal"),      # the external test is not clean either
+    ({"internal": 104, "external": None}, "internal"),   # cannot tell for the external test
+    ({"internal": 0, "external": 0}, "internal"),        # a clean test part decides, as a user's own would
+    ({"internal": None, "external": None}, "internal"),
+])
+def test_the_recommendation_is_read_on_a_test_the_generator_never_saw(seen, split):
+    assert decision_split(seen) == split
+
+
+def test_verdicts_on_the_clean_external_test_decide_over_flattered_test_part_ones():
+    """The trial at 25% of BUSI: a gain over ordinary on the test part (the generator trained on it), level on STU."""
+    summary = summary_with(GAIN, GAIN, pick="bus 100% + ordinary", classical_vs_real=GAIN)
+    comp = summary["comparisons"]["m"]
+    comp["external"] = {"bus 100% + ordinary": {"vs_real": {"verdict": GAIN}, "vs_classical": {"verdict": NONE}},
+                        "ordinary": {"vs_real": {"verdict": GAIN}}}
+    assert recommend(summary, CONDS, "m")["use_synthetic"]
+    rec = recommend(summary, CONDS, "m", decision_split({"internal": 104, "external": 0}))
+    assert not rec["use_synthetic"] and rec["split"] == "external"
+    assert rec["why"].startswith("no gain: on the external test, `bus 100% + ordinary`")
+    record = {"ref": "bus", "generator": "bus", "checkpoint_hash": "h", "card_data": None, "training_cases": 518,
+              "held_out_seen": 104, "external_seen": 0}
+    assert "read on the external test, which it never saw" in generator_lines(record, "external")[1]
+    assert "add an external test" in generator_lines(dict(record, external_seen=None), "internal")[1]
 
 
 # ----------------------------------------------------------------------------- budget
