@@ -153,6 +153,13 @@ def checkpoint_arm(args, arm: str, generator: str, seed: int, done: list[int], f
         run_arm(args, fraction, arm, generator, None, done, True, conditions)
 
 
+def fraction_reports(results: Path, fractions) -> list[str]:
+    """The summary's ``FRACTION=PATH`` of the main conditions: the fractions this invocation ran and every other
+    fraction's report already in ``results`` (a ``--fractions`` subset keeps the rest of the summary)."""
+    return [f"{f}={results / (report_name(f) + '.json')}" for f in sorted(FRACTIONS)
+            if f in fractions or (results / (report_name(f) + ".json")).is_file()]
+
+
 def arm_reports(results: Path) -> list[str]:
     """Every arm report in ``results`` as the summary's ``FRACTION=PATH@LABEL``: whichever invocation
     rewrites the summary (the main matrix, an ``--arm`` run) keeps the arms the others ran."""
@@ -321,7 +328,7 @@ def main(argv=None):
             if fraction == 0.25 and main_matrix and args.conditions is None:
                 conditions = BASE + CANDIDATES
             seg.main(seg.SEGMENTATION, seg_args(args, fraction, conditions, done, report_only=True))
-        reports = [f"{f}={results / (report_name(f) + '.json')}" for f in sorted(fractions)] + arm_reports(results)
+        reports = fraction_reports(results, fractions) + arm_reports(results)
         scarcity.main(sum((["--report", r] for r in reports), []) + ["--results-dir", str(results)])
 
 if __name__ == "__main__":

@@ -478,6 +478,15 @@ def test_a_separate_matrix_runs_its_fractions_and_conditions_into_its_own_folder
             sm.main(["--seeds", "2", "--work", str(tmp_path / "w"), "--results-dir", str(separate), *bad])
 
 
+def test_summary_keeps_the_fractions_a_subset_did_not_run(tmp_path):
+    """``--fractions 0.1,0.25 --report-only`` rewrites those reports; the summary keeps the 100% one on disk."""
+    import benchmarks.scarcity_matrix as sm
+    (tmp_path / "seg_scarcity_f100.json").write_text("{}")
+    assert sm.fraction_reports(tmp_path, [0.1, 0.25]) == [f"{f}={tmp_path / n}" for f, n in (
+        (0.1, "seg_scarcity_f10.json"), (0.25, "seg_scarcity_f25.json"), (1.0, "seg_scarcity_f100.json"))]
+    assert sm.fraction_reports(tmp_path / "none", [0.1]) == [f"0.1={tmp_path / 'none' / 'seg_scarcity_f10.json'}"]
+
+
 def test_summary_keeps_every_arm_report_on_disk(tmp_path):
     """The main matrix rewrites the summary after each seed: arms other invocations ran stay in it, under
     their labels; the own-data control, the hard-mix candidates, comparisons and curves do not."""
