@@ -4,6 +4,7 @@ engine in ``synthaug.evaluation``."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -170,6 +171,49 @@ def check_generator(task: Task, plan: dict, ref: str | None) -> dict | None:
     return record
 
 
+def results_name(task: Task, args, record: dict | None) -> str:
+    """The results file stem: ``--name`` or ``<task>_<generator>_<profile>``."""
+    return args.name or f"{task.name}_{Path(record['ref']).name if record else 'real'}_{args.profile}"
+
+
+def recorded_runs(paths) -> list[dict]:
+    """The runs the results JSONs among ``paths`` record (missing files hold none)."""
+    return [run for path in paths if Path(path).is_file()
+            for run in json.loads(Path(path).read_text(encoding="utf-8")).get("runs", [])]
+
+
+def adopt_recorded_precision(plan: dict, sources) -> None:
+    """``--report-only`` trains nothing, so it reports the runs in the precision they trained in: planned by
+    this machine, a CPU without native bf16 would ask for float32 runs and find none of a bf16 matrix's."""
+    recorded = {run.get("settings", {}).get("bf16") for run in recorded_runs(sources)} - {None}
+    if len(recorded) == 1:
+        plan["settings"]["bf16"] = recorded.pop()
+
+
+def recorded_bank(report: Path, key: str) -> dict | None:
+    """How the report records the bank ``key`` was made (pairs, sampler), for a report rewritten without it."""
+    if not report.is_file():
+        return None
+    bank = json.loads(report.read_text(encoding="utf-8")).get("bank") or {}
+    return bank if Path(bank.get("folder", "")).name == key else None
+
+
+def refuse_dropping_runs(report: Path, plan: dict, runs: list[dict], work: Path) -> None:
+    """A report rewritten from ``--work`` must keep every finished run it records for this plan's models,
+    conditions and seeds: a work folder without them (a new machine, other settings) would otherwise leave
+    an emptier report in its place."""
+    wanted = {c.name for c in plan["conditions"]}
+    have = {(r["model"], r["condition"], r["seed"]) for r in runs}
+    lost = [r for r in recorded_runs([report]) if r["model"] in plan["models"] and r["condition"] in wanted
+            and r["seed"] in plan["seeds"] and (r["model"], r["condition"], r["seed"]) not in have]
+    if lost:
+        differ = sorted({k for r in lost for k in set(r["settings"]) | set(plan["settings"])
+                         if r["settings"].get(k) != plan["settings"].get(k)})
+        why = f"they trained with other settings ({', '.join(differ)})" if differ else f"they are not in {work}"
+        raise SynthaugError(f"{report}: --report-only would drop {len(lost)} finished runs it records: {why}; "
+                            f"nothing written (add --import-runs {report} to take them into the work folder)")
+
+
 def main(task: Task, argv=None) -> Path:
     """Plan, data, bank, runs (skipping those done), then the report; returns the results JSON path."""
     try:
@@ -183,6 +227,9 @@ def _main(task: Task, argv=None) -> Path:
     args = parse_args(task, argv)
     plan = make_plan(task, args)
     record = check_generator(task, plan, args.generator)
+    report = args.results_dir / f"{results_name(task, args, record)}.json"
+    if args.report_only and not args.no_bf16:
+        adopt_recorded_precision(plan, [report, *args.import_runs])
     split = benchmark_splits(plan["settings"]["size"], plan["settings"]["cases"], task.external)
     if record:
         record["seen_cases"] = seen_cases(record, split["sets"])
@@ -198,7 +245,8 @@ def _main(task: Task, argv=None) -> Path:
             banks[background] = ensure_bank(record, args.work, need, plan["steps"], plan["scheduler"],
                                             plan["chunk"], args.bank_batch_size, generate=not args.report_only,
                                             backgrounds=split["sets"]["train"] if background == "real" else None,
-                                            options=sampler_options(args.sampler_option), gate=gate)
+                                            options=sampler_options(args.sampler_option), gate=gate,
+                                            bf16=plan["settings"]["bf16"] if args.report_only else None)
             plain = [c for c in plan["conditions"] if c.bank is None]
             banks[background].base = bank_need(len(split["sets"]["train"]), plain, shares, background)
             banks[background].n_real = len(split["sets"]["train"])
@@ -206,7 +254,11 @@ def _main(task: Task, argv=None) -> Path:
         n = import_runs(source, task, plan, banks, args.work, args.profile, log=print)
         print(f"imported {n} finished runs from {source}", flush=True)
     runs = run_matrix(task, plan, split["sets"], banks, shares, args.work, args.profile, args.report_only)
+    if args.report_only:
+        refuse_dropping_runs(report, plan, runs, args.work)
     bank = banks.get("synthetic") or banks.get("real")
+    if args.report_only and bank and not any(bank.entries.values()):  # the bank stayed on the machine that made it
+        bank.record = recorded_bank(report, bank.key) or bank.record
     return write_report(task, args, plan, split, record, bank, shares, runs, t0)
 
 
@@ -214,7 +266,7 @@ def write_report(task, args, plan: dict, split: dict, record, bank, shares: dict
                  t0: float) -> Path:
     """results/<name>.json (every run, the summary, provenance), .md (the tables) and .png (figure)."""
     summary = summarise(task, runs, plan["models"], plan["conditions"])
-    name = args.name or f"{task.name}_{Path(record['ref']).name if record else 'real'}_{args.profile}"
+    name = results_name(task, args, record)
     figure = args.results_dir / f"{name}.png"
     figure.parent.mkdir(parents=True, exist_ok=True)
     panels = {s: f"{ROLES[s]}: {split['names'][s]}" for s in TESTS if s in split["sets"]}

@@ -19,6 +19,7 @@ import numpy as np
 from filelock import FileLock
 
 from ..data.mix import PairBank
+from ..errors import SynthaugError
 from ..gate import DEFAULT_TRIES, judge_key
 from ..pipelines.base import CARD_NAME, checkpoint_hash, read_generator_info
 from ..pipelines.registry import create_generator, resolve_checkpoint
@@ -109,7 +110,7 @@ def variant_key(options: dict | None, gate: dict | None) -> str:
 
 def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: int, batch_size: int,
                 generate: bool = True, backgrounds=None, options: dict | None = None,
-                gate: dict | None = None) -> Bank:
+                gate: dict | None = None, bf16: bool | None = None) -> Bank:
     """Generate whatever chunks of the bank are missing, then return ``need[label]`` entries per class
     (with ``generate=False``, only what is already there: for a report while a run goes on).
 
@@ -123,9 +124,12 @@ def ensure_bank(record: dict, work: Path, need: dict, steps, scheduler, chunk: i
     into a validation or test image; the bank key names those cases. ``options`` are the generator's
     sampler keywords (e.g. ``{"mask_guidance": 4.0}``); ``gate`` (``{"dice": T, "real": train part,
     "tries": N}``) keeps only pairs the judge of the train part scores at Dice >= T (``synthaug.gate``).
+    ``bf16`` names the precision of a bank made elsewhere (``generate=False`` only; default: this machine's).
     """
+    if bf16 is not None and generate and bf16 != native_bf16():
+        raise SynthaugError(f"a bank in bf16={bf16} cannot be made here: this CPU would make it in the other precision")
     steps, scheduler, key = sampler_setting(record, steps, scheduler)
-    if not native_bf16():  # made in float32 (no native bf16 here): other pixels
+    if not (native_bf16() if bf16 is None else bf16):  # made in float32 (no native bf16 there): other pixels
         key += "-fp32"
     key += variant_key(options, gate)
     if backgrounds is not None:

@@ -105,6 +105,45 @@ def test_sampler_options_and_the_gate_make_their_own_bank_and_reach_the_generato
     monkeypatch.setenv("SYNTHAUG_BF16", "0")
     fp32 = banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4).key
     assert fp32 == bf16 + "-fp32" and plain.key in (bf16, fp32)
+    # a report rewritten here names the bank of the machine that made it, and makes nothing in the other precision
+    assert banks.ensure_bank(record, tmp_path, {"benign": 1}, None, None, 4, 4, generate=False, bf16=True).key == bf16
+    n_made = len(made)
+    with pytest.raises(SynthaugError, match="cannot be made here"):
+        banks.ensure_bank(record, tmp_path / "new", {"benign": 1}, None, None, 4, 4, bf16=True)
+    assert len(made) == n_made
+
+
+def _report(path: Path, runs: list[dict], bank: dict | None = None) -> Path:
+    path.write_text(json.dumps({"runs": runs, "bank": bank}))
+    return path
+
+
+def _run(condition: str, seed: int, bf16: bool = True) -> dict:
+    return {"model": "unet-lite0", "condition": condition, "seed": seed, "settings": {"epochs": 40, "bf16": bf16}}
+
+
+def test_report_only_reports_runs_in_their_recorded_precision_and_never_drops_one(tmp_path):
+    """--report-only on a CPU without native bf16: it takes the precision the runs recorded (nothing trains), and
+    a work folder missing some of a report's runs stops it before the report is rewritten emptier."""
+    from benchmarks.bench.driver import adopt_recorded_precision, recorded_bank, refuse_dropping_runs
+
+    report = _report(tmp_path / "r.json", [_run("real", 0), _run("bus 100%", 0), _run("real", 1)],
+                     bank={"folder": "/elsewhere/banks/bus-abc-dpm++-20", "pairs": {"benign": 9}})
+    plan = {"models": ["unet-lite0"], "conditions": parse_conditions("real,bus 100%"), "seeds": [0],
+            "settings": {"epochs": 40, "bf16": False}}
+    adopt_recorded_precision(plan, [report, tmp_path / "missing.json"])
+    assert plan["settings"]["bf16"] is True
+    mixed = {**plan, "settings": {"epochs": 40, "bf16": False}}
+    adopt_recorded_precision(mixed, [report, _report(tmp_path / "f.json", [_run("real", 2, bf16=False)])])
+    assert mixed["settings"]["bf16"] is False  # runs of both precisions: the machine's plan stands
+    refuse_dropping_runs(report, plan, [_run("real", 0), _run("bus 100%", 0)], tmp_path)  # seed 1 not planned
+    with pytest.raises(SynthaugError, match="would drop 1 finished runs it records: they are not in"):
+        refuse_dropping_runs(report, plan, [_run("real", 0)], tmp_path)
+    with pytest.raises(SynthaugError, match=r"other settings \(bf16\)"):
+        refuse_dropping_runs(report, {**plan, "settings": {"epochs": 40, "bf16": False}}, [], tmp_path)
+    refuse_dropping_runs(tmp_path / "new.json", plan, [], tmp_path)  # no report yet: nothing to keep
+    assert recorded_bank(report, "bus-abc-dpm++-20")["pairs"] == {"benign": 9}
+    assert recorded_bank(report, "bus-abc-dpm++-20-fp32") is None and recorded_bank(tmp_path / "no.json", "k") is None
 
 
 @pytest.mark.parametrize("bad", ["bus", "bus 0%", "25", "bus 25% + flip", "real + ordinary", "Bus 25%", ""])
