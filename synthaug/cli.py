@@ -4,6 +4,8 @@ The subcommands live in ``synthaug.commands`` (one module per group); this modul
 """
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from .commands import convert as _convert, dataset as _dataset, generate as _generate, train as _train
@@ -20,6 +22,8 @@ GENERATING = ("sample", "expand", "demo", "masks")
 @click.pass_context
 def main(ctx):
     """Paired synthetic augmentation (image + lesion mask) for segmentation trainers."""
+    # timm's import calls torch.jit.interface, which newer torch flags on every run: noise a user cannot act on
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.interface` is deprecated", category=FutureWarning)
     if ctx.invoked_subcommand in GENERATING:  # before torch loads: OpenMP reads it once
         from .threads import prepare_openmp
 

@@ -194,3 +194,14 @@ def test_unwritable_folder_through_the_cli(raw, tiny_generator_dir, monkeypatch)
     expand(raw, 1.0, generator=str(tiny_generator_dir))
     monkeypatch.setattr(os, "access", read_only(raw / "imagesTr"))
     cli_fails(["revert", raw], "is not writable; nothing was changed", raw)
+
+
+def test_a_bad_trial_folder_is_one_line_in_a_fresh_process(tmp_path):
+    """In a new process (where timm's import warns about torch.jit.interface), the error is the only line."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "synthaug.cli", "trial", str(tmp_path / "missing")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [f"Error: {tmp_path / 'missing'} is not a folder"], res.stderr
