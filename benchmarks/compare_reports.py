@@ -186,21 +186,25 @@ def main(argv=None):
     ap.add_argument("--b", required=True, metavar="LABEL=RESULTS.json:CONDITION", help="the baseline")
     ap.add_argument("--metric", default="mean", choices=("mean", "auc"),
                     help="mean for per-case scores (segmentation), auc for a classifier's scores")
-    ap.add_argument("--name", required=True, help="results/<name>.json and .md")
+    ap.add_argument("--name", required=True, help="<results-dir>/<name>.json and .md")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS,
+                    help="where the comparison goes (default benchmarks/results; a separate matrix's folder)")
     args = ap.parse_args(argv)
+    if Path(args.name).name != args.name:
+        raise SystemExit(f"compare_reports: --name {args.name!r} is a file stem; give its folder as --results-dir")
     a, b = load_side(args.a), load_side(args.b)
     check_comparable(a, b)
     result = compare_sides(a, b, args.metric)
     if not result:
         raise SystemExit("compare_reports: no seed with per-case scores on both sides")
     figure = f"{args.name}_curves.png"
-    gaps = curve_figure(a, b, RESULTS / figure)
+    gaps = curve_figure(a, b, args.results_dir / figure)
     md = markdown(a, b, result, gaps, figure)
     write_results(args.name, {"a": {k: a[k] for k in ("label", "path", "condition")},
                               "b": {k: b[k] for k in ("label", "path", "condition")}, "metric": args.metric,
                               "comparison": result, "runs": [r for side in (a, b) for r in run_rows(side)],
                               "spread": {side["label"]: seed_spread(run_rows(side)) for side in (a, b)},
-                              "curve_gaps": gaps}, md)
+                              "curve_gaps": gaps}, md, out_dir=args.results_dir)
     print(md, flush=True)
 
 

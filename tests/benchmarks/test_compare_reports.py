@@ -29,13 +29,11 @@ def report(path: Path, condition: str, shift: float, seeds=(0, 1, 2), settings=S
     return str(path)
 
 
-def test_a_better_bank_is_a_gain_over_the_seeds_both_have(tmp_path, monkeypatch):
-    import benchmarks.compare_reports as cr
-    monkeypatch.setattr(cr, "write_results", lambda name, payload, md: (tmp_path / f"{name}.json").write_text(
-        json.dumps(payload, default=float)))
+def test_a_better_bank_is_a_gain_over_the_seeds_both_have(tmp_path):
     a = report(tmp_path / "gated.json", "pig 100%", 0.05)
     b = report(tmp_path / "ungated.json", "pig 100%", 0.0, seeds=(0, 1))
-    main(["--a", f"gated={a}:pig 100%", "--b", f"ungated={b}:pig 100%", "--name", "cmp"])
+    main(["--a", f"gated={a}:pig 100%", "--b", f"ungated={b}:pig 100%", "--name", "cmp", "--results-dir", str(tmp_path)])
+    assert (tmp_path / "cmp.md").is_file()  # beside the reports it compares (a separate matrix's folder)
     out = json.loads((tmp_path / "cmp.json").read_text())["comparison"]
     assert out["external"]["verdict"] == "gain" and out["external"]["n_seeds"] == 2
     assert out["external"]["diff"] == pytest.approx(0.05) and out["internal"]["cases"]["share_worse"] == 0.0
@@ -50,12 +48,14 @@ def test_reports_with_other_settings_or_conditions_are_refused(tmp_path):
         main(["--a", f"a={a}:bus 25%", "--b", f"b={b}:pig 100%", "--name", "cmp"])
     with pytest.raises(SystemExit, match="is not LABEL=RESULTS.json:CONDITION"):
         main(["--a", a, "--b", f"b={b}:pig 100%", "--name", "cmp"])
+    with pytest.raises(SystemExit, match="is a file stem; give its folder as --results-dir"):
+        main(["--a", f"a={a}:pig 100%", "--b", f"b={a}:pig 100%", "--name", "sub/cmp"])
 
 
 def test_the_same_run_made_twice_is_listed_with_its_curves_and_the_seed_spread(tmp_path, monkeypatch):
     import benchmarks.compare_reports as cr
     monkeypatch.setattr(cr, "RESULTS", tmp_path)
-    monkeypatch.setattr(cr, "write_results", lambda name, payload, md: (tmp_path / f"{name}.json").write_text(
+    monkeypatch.setattr(cr, "write_results", lambda name, payload, md, out_dir: (tmp_path / f"{name}.json").write_text(
         json.dumps({**payload, "md": md}, default=float)))
     paths = {}
     for name, seeds, lift in (("fast", (0,), 0.02), ("committed", (0, 1, 2), 0.0)):
