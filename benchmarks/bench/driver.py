@@ -17,7 +17,7 @@ from synthaug.evaluation.banks import bank_need, ensure_bank, generator_record, 
 from synthaug.evaluation.conditions import COPY_PASTE, parse_conditions
 from synthaug.evaluation.figures import conditions_figure, curves_figure, ratio_curve
 from synthaug.evaluation.report import ROLES, TESTS, markdown, summarise
-from synthaug.evaluation.runs import Task, import_runs, run_matrix
+from synthaug.evaluation.runs import Task, differing_settings, import_runs, run_matrix
 from synthaug.evaluation.splits import SPLIT_SEED, cap_cases, class_shares, stratified_split
 from synthaug.gate import DEFAULT_TRIES
 from synthaug.paths import data_root
@@ -207,8 +207,7 @@ def refuse_dropping_runs(report: Path, plan: dict, runs: list[dict], work: Path)
     lost = [r for r in recorded_runs([report]) if r["model"] in plan["models"] and r["condition"] in wanted
             and r["seed"] in plan["seeds"] and (r["model"], r["condition"], r["seed"]) not in have]
     if lost:
-        differ = sorted({k for r in lost for k in set(r["settings"]) | set(plan["settings"])
-                         if r["settings"].get(k) != plan["settings"].get(k)})
+        differ = sorted({k for r in lost for k in differing_settings(r["settings"], plan["settings"])})
         why = f"they trained with other settings ({', '.join(differ)})" if differ else f"they are not in {work}"
         raise SynthaugError(f"{report}: --report-only would drop {len(lost)} finished runs it records: {why}; "
                             f"nothing written (add --import-runs {report} to take them into the work folder)")

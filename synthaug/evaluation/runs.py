@@ -232,6 +232,11 @@ def _train_locked(task, model, cond, seed, data, bank, shares, s, path: Path, ta
     return run
 
 
+def differing_settings(recorded: dict, planned: dict) -> list[str]:
+    """The settings keys on which a recorded run and a plan differ (a run is the plan's only when none do)."""
+    return sorted(k for k in set(recorded) | set(planned) if recorded.get(k) != planned.get(k))
+
+
 def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], work: Path, profile: str,
                 log: Callable[[str], None] | None = None) -> int:
     """Seed ``work`` with the finished runs a results JSON records, so a matrix continues on a machine
@@ -251,9 +256,8 @@ def import_runs(report: Path, task: Task, plan: dict, banks: dict[str, Bank], wo
         if cond is None:
             continue
         if run["settings"] != plan["settings"]:
-            for key in sorted(set(run["settings"]) | set(plan["settings"])):
-                if run["settings"].get(key) != plan["settings"].get(key):
-                    differ.setdefault(key, [run["settings"].get(key), plan["settings"].get(key), 0])[2] += 1
+            for key in differing_settings(run["settings"], plan["settings"]):
+                differ.setdefault(key, [run["settings"].get(key), plan["settings"].get(key), 0])[2] += 1
             continue
         bank = banks.get(cond.background) if cond.synthetic else None
         if cond.synthetic and (bank is None or run["bank"] != bank.key):
