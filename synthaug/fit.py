@@ -209,10 +209,6 @@ def finished_parts(out: str | Path) -> list[str]:
 def fit(raw: str | Path, generator: str = "bus", profile: str = "cpu-128", out: str | Path = "fit",
         minutes: float | None = None, assignments=(), progress: bool = True) -> Path:
     """Train every part of ``generator`` on ``raw``'s training cases into ``out``; returns ``out/checkpoint``."""
-    from tqdm.auto import tqdm
-
-    from .training.run import run_recipe
-
     t_start = time.perf_counter()
     raw, out = Path(raw), Path(out)
     if generator not in PARTS:
@@ -222,6 +218,10 @@ def fit(raw: str | Path, generator: str = "bus", profile: str = "cpu-128", out: 
     if not (raw / "dataset.json").is_file():
         raise SynthaugError(f"{raw} is not an nnU-Net raw dataset folder (no dataset.json): convert your data "
                             "first, e.g. synthaug convert folder IMAGES MASKS DST_RAW --dataset-id N")
+    from tqdm.auto import tqdm  # after the cheap checks: a wrong folder is refused before torch loads
+
+    from .training.run import run_recipe
+
     state = _state()
     plan_path = out / PLAN_NAME
     plan = _read_json(plan_path)

@@ -196,12 +196,20 @@ def test_unwritable_folder_through_the_cli(raw, tiny_generator_dir, monkeypatch)
     cli_fails(["revert", raw], "is not writable; nothing was changed", raw)
 
 
-def test_a_bad_trial_folder_is_one_line_in_a_fresh_process(tmp_path):
+@pytest.mark.parametrize("name, message", [
+    ("missing", "{path} is not a folder"),  # refused before the trial's imports
+    ("empty", "'empty' is not an nnU-Net v2 raw dataset folder name"),  # refused after them (timm loaded)
+])
+def test_a_bad_trial_folder_is_one_line_in_a_fresh_process(tmp_path, name, message):
     """In a new process (where timm's import warns about torch.jit.interface), the error is the only line."""
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "synthaug.cli", "trial", str(tmp_path / "missing")],
+    path = tmp_path / name
+    if name == "empty":
+        path.mkdir()
+    res = subprocess.run([sys.executable, "-m", "synthaug.cli", "trial", str(path)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"Error: {tmp_path / 'missing'} is not a folder"], res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: " + message.format(path=path)), res.stderr

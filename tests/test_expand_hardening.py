@@ -63,6 +63,7 @@ _BLOCKED = """
 import os, sys, time
 sys.path.insert(0, {tests!r})
 import conftest
+import synthaug.expand.run  # what expand imports lazily: 'ready' means ready to reach the lock
 from synthaug.cli import main
 original = conftest.TinyConvGenerator._sample_batch
 def blocked(self, seeds, conditions):

@@ -174,3 +174,13 @@ def test_the_engine_never_imports_the_benchmarks():
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
         assert not any(n.split(".")[0] == "benchmarks" for n in names), path
+
+
+def test_commands_that_only_move_files_answer_without_torch():
+    """revert, splits and the argument checks of fit and trial load neither torch nor diffusers (they took
+    8-20 s to refuse a mistyped folder when they did); expand loads them only when it runs."""
+    code = ("import sys\nfrom synthaug.cli import main\nfrom synthaug.expand import revert, write_splits\n"
+            "import synthaug.fit, synthaug.evaluation.trial_report\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'timm', 'sklearn') if m in sys.modules))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr[-2000:]

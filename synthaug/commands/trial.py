@@ -49,6 +49,12 @@ def trial(raw, generator, conditions, seeds, minutes, external, out, epochs, siz
     (or imagesTs/labelsTs), and report paired differences against `real` and the best classical augmentation
     with bootstrap CIs, a verdict per condition, and the `synthaug expand --ratio` / `SyntheticMix(ratio=)`
     settings to use. Rerun the same command to resume; results in OUT/trial.md, trial.json, trial.png."""
+    from ..evaluation.trial_report import check_folders
+
+    try:  # a wrong folder is refused before the trial's imports (torch, the generators: seconds)
+        check_folders(raw, out, external)
+    except SynthaugError as e:
+        raise Refusal(str(e)) from None
     from ..evaluation.trial import TrialRequest, run_trial
 
     req = TrialRequest(raw=str(raw), generator=str(generator), conditions=conditions, seeds=seeds, minutes=minutes,

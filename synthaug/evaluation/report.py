@@ -10,7 +10,6 @@ bootstrap 95% CIs and verdicts (``stats.py``).
 from __future__ import annotations
 
 from .conditions import TrainCondition
-from .splits import SPLIT_SEED
 from .stats import VERDICT_RULE, case_breakdown, mean_std, paired_bootstrap
 
 ROLES = {"internal": "internal test", "external": "external test", "val": "validation (selection only)"}
@@ -229,6 +228,8 @@ def case_tables(plan: dict, summary: dict, meta: dict, tests: list[str]) -> list
 
 
 def notes(task, plan: dict, meta: dict) -> list[str]:
+    from .splits import SPLIT_SEED  # splits loads torch and sklearn: not at import (a trial's refusals are instant)
+
     s, gen, names = plan["settings"], meta.get("generator"), meta["split_names"]
     out = ["- Conditions: " + "; ".join(f"`{c.name}` {c.describe()}" for c in plan["conditions"]) + ".",
            f"- Train: {meta['n_train']} real BUSI train cases; validation ({meta['n_val']}): {names['val']}; "

@@ -32,6 +32,7 @@ from .conditions import parse_conditions
 from .holdout import read_test_part, split_key, trial_parts
 from .runs import matrix_jobs, run_job, run_path, write_json_atomic
 from .splits import class_shares
+from .trial_report import check_folders, write_trial
 
 PROFILE = "trial"  # run folders: OUT/runs/seg-trial-<settings hash>/
 DEFAULT_EPOCHS, MIN_BATCHES, LR, CHUNK = 30, 10, 1e-3, 16  # chunks of 16 pairs: small folders make few spare
@@ -51,20 +52,6 @@ class TrialRequest:
     epochs: int = DEFAULT_EPOCHS
     model: str | None = None  # default: unet-lite0 when its weights are installed, else unet
     batch_size: int = 16
-
-
-def default_out(raw: Path) -> Path:
-    """``RAW_trial`` beside RAW."""
-    return raw.parent / f"{raw.name}_trial"
-
-
-def check_out(raw: Path, out: Path) -> Path:
-    """Refuse an output folder inside RAW (or RAW itself): a trial never writes into the data it reads."""
-    r, o = raw.resolve(), out.resolve()
-    if o == r or r in o.parents:
-        raise SynthaugError(f"--out {out} is inside {raw}: a trial never writes into the folder it reads; "
-                            "choose a folder outside it")
-    return out
 
 
 def load_cases(raw: Path, size: int) -> PairDataset:
@@ -160,15 +147,10 @@ def done_epochs(path: Path, epochs: int) -> int:
 def run_trial(req: TrialRequest, out: Path | None = None, say=print) -> Path:
     """Run (or resume) a trial; returns the path of trial.json. ``say`` takes the few lines a user reads."""
     from .tasks import SEGMENTATION as task
-    from .trial_report import write_trial
 
     t0 = time.time()
     raw = Path(req.raw)
-    if not raw.is_dir():
-        raise SynthaugError(f"{raw} is not a folder")
-    out = check_out(raw, out or default_out(raw))
-    if req.external:
-        check_out(Path(req.external), out)
+    out = check_folders(raw, out, req.external)
     cases = load_cases(raw, req.size)
     check_lesions(cases, raw)
     parts = trial_parts(cases, read_test_part(raw, req.size))

@@ -21,11 +21,38 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SynthaugError
 from .report import fmt, fmt_diff, summarise
 from .stats import GAIN, LOSS, VERDICT_RULE
 
 
 SPLIT_NAMES = {"internal": "the test part", "external": "the external test"}
+
+
+def default_out(raw: Path) -> Path:
+    """``RAW_trial`` beside RAW."""
+    return raw.parent / f"{raw.name}_trial"
+
+
+def check_out(raw: Path, out: Path) -> Path:
+    """Refuse an output folder inside RAW (or RAW itself): a trial never writes into the data it reads."""
+    r, o = raw.resolve(), out.resolve()
+    if o == r or r in o.parents:
+        raise SynthaugError(f"--out {out} is inside {raw}: a trial never writes into the folder it reads; "
+                            "choose a folder outside it")
+    return out
+
+
+def check_folders(raw: Path, out: Path | None, external: str | None) -> Path:
+    """The trial's output folder, or one clear refusal: checked before the trial loads torch (seconds)."""
+    if not raw.is_dir():
+        raise SynthaugError(f"{raw} is not a folder")
+    out = check_out(raw, out or default_out(raw))
+    if external:
+        check_out(Path(external), out)
+    return out
+
+
 
 
 def decision_split(seen: dict) -> str:

@@ -29,11 +29,23 @@ The package: ``run`` (plan and generate), ``revert``, ``splits`` (folds over rea
 ``identity`` (which generator, engine and gate make the pixels) and ``files`` (the writes
 expand and revert share).
 """
-from ..data.conditions import MAX_RATIO
-from .identity import GeneratorRef
+import importlib
+
 from .revert import revert
-from .run import BACKGROUNDS, expand, shard_targets
 from .splits import FOLDS, SPLITS_NAME, backgrounds_of, crossval_splits, write_splits, write_splits_file
+
+# Loaded on first use: generating needs torch and diffusers (seconds to import), reverting and splitting
+# do not, so `synthaug revert` and `synthaug splits` answer without them.
+_LAZY = {"MAX_RATIO": "..data.conditions", "GeneratorRef": ".identity", "BACKGROUNDS": ".run", "expand": ".run",
+         "shard_targets": ".run"}
 
 __all__ = ["BACKGROUNDS", "FOLDS", "MAX_RATIO", "SPLITS_NAME", "GeneratorRef", "backgrounds_of", "crossval_splits",
            "expand", "revert", "shard_targets", "write_splits", "write_splits_file"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

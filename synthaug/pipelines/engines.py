@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from ..errors import SynthaugError
-from ..models.ldm import vae_factor
 from ..paths import cache_root
 from ..precision import native_bf16
 
@@ -113,6 +112,8 @@ class OpenVinoEngine:
 
     def __init__(self, pipe, checkpoint_hash: str, threads: int | None = None, cache: Path | None = None):
         import openvino as ov
+
+        from ..models.ldm import vae_factor  # diffusers: only when an engine is built
 
         self.version = openvino_version()
         self.folder = (cache or cache_root() / "engines") / checkpoint_hash / f"openvino-{self.version}"

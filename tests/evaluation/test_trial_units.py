@@ -12,8 +12,8 @@ from synthaug.evaluation.conditions import parse_conditions
 from synthaug.evaluation.holdout import split_key, strata, trial_parts
 from synthaug.evaluation.report import select_on_validation
 from synthaug.evaluation.stats import GAIN, LOSS, NONE, paired_bootstrap
-from synthaug.evaluation.trial import check_lesions, check_out
-from synthaug.evaluation.trial_report import decision_split, generator_lines, recommend
+from synthaug.evaluation.trial import check_lesions
+from synthaug.evaluation.trial_report import check_out, decision_split, generator_lines, recommend
 
 
 def cases(n: int, malignant_every: int = 3, labels: bool = True) -> PairDataset:
