@@ -178,9 +178,15 @@ def test_the_engine_never_imports_the_benchmarks():
 
 def test_commands_that_only_move_files_answer_without_torch():
     """revert, splits and the argument checks of fit and trial load neither torch nor diffusers (they took
-    8-20 s to refuse a mistyped folder when they did); expand loads them only when it runs."""
+    8-20 s to refuse a mistyped folder when they did); expand loads them only when it runs, and a mistyped
+    generator name is refused before any generator module (diffusers) loads."""
     code = ("import sys\nfrom synthaug.cli import main\nfrom synthaug.expand import revert, write_splits\n"
             "import synthaug.fit, synthaug.evaluation.trial_report\n"
-            "print(sorted(m for m in ('torch', 'diffusers', 'timm', 'sklearn') if m in sys.modules))\n")
+            "print(sorted(m for m in ('torch', 'diffusers', 'timm', 'sklearn') if m in sys.modules))\n"
+            "from synthaug.errors import SynthaugError\nfrom synthaug.pipelines.registry import resolve_checkpoint\n"
+            "try:\n    resolve_checkpoint('no-such-generator')\nexcept SynthaugError as e:\n    print(e)\n"
+            "print('diffusers' in sys.modules)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr[-2000:]
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.splitlines() == ["[]", "unknown generator 'no-such-generator': not a registered name (bus, pig) "
+                                             "nor a folder", "False"], res.stdout

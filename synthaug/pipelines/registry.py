@@ -18,8 +18,8 @@ from .base import PairGenerator
 from .checkpoint import GENERATOR_INFO, load_errors, read_generator_info, verify_checkpoint
 from .options import check_device, check_steps
 
-# modules whose import registers the generators that ship with synthaug
-BUILTIN_MODULES = ("synthaug.pipelines.pig", "synthaug.pipelines.bus")
+# the generators that ship with synthaug: the module whose import registers each
+BUILTIN_MODULES = {"pig": "synthaug.pipelines.pig", "bus": "synthaug.pipelines.bus"}
 
 _REGISTRY: dict[str, type[PairGenerator]] = {}
 _DEFAULT_CHECKPOINTS: dict[str, str] = {}
@@ -43,12 +43,22 @@ def _load_plugins() -> None:
     """Built-in generators register when their module is imported (by name, here); third-party ones
     through the ``synthaug.generators`` entry-point group."""
     global _entry_points_loaded
-    for module in BUILTIN_MODULES:
+    for module in BUILTIN_MODULES.values():
         importlib.import_module(module)
     if not _entry_points_loaded:
         _entry_points_loaded = True
         for ep in entry_points(group="synthaug.generators"):
             ep.load()
+
+
+def _known_names() -> set[str]:
+    """Generator names known without importing any generator: built-in, registered, and entry-point names."""
+    return set(BUILTIN_MODULES) | set(_REGISTRY) | {ep.name for ep in entry_points(group="synthaug.generators")}
+
+
+def _unknown(name_or_path, known) -> None:
+    names = ", ".join(sorted(known)) or "none"
+    raise SynthaugError(f"unknown generator {str(name_or_path)!r}: not a registered name ({names}) nor a folder")
 
 
 def default_checkpoint(name: str) -> Path | None:
@@ -78,8 +88,10 @@ def list_generators() -> list[dict]:
 
 def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], Path]:
     """The generator class and checkpoint folder a name or path stands for, checked but not loaded."""
-    _load_plugins()
     path = Path(name_or_path)
+    if not path.exists() and str(name_or_path) not in _known_names():
+        _unknown(name_or_path, _known_names())  # before any generator module loads (seconds: torch, diffusers)
+    _load_plugins()
     if str(name_or_path) in _REGISTRY and not path.exists():
         name = str(name_or_path)
         ckpt = default_checkpoint(name)
@@ -90,8 +102,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], P
             )
         path = ckpt
     elif not path.exists():
-        known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise SynthaugError(f"unknown generator {str(name_or_path)!r}: not a registered name ({known}) nor a folder")
+        _unknown(name_or_path, _REGISTRY)
     if not path.is_dir():
         raise SynthaugError(f"generator checkpoint {path} is not a folder")
     info = read_generator_info(path)
