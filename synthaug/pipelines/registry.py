@@ -56,7 +56,7 @@ def _known_names() -> set[str]:
     return set(BUILTIN_MODULES) | set(_REGISTRY) | {ep.name for ep in entry_points(group="synthaug.generators")}
 
 
-def _unknown(name_or_path, known) -> None:
+def _raise_unknown(name_or_path, known) -> None:
     names = ", ".join(sorted(known)) or "none"
     raise SynthaugError(f"unknown generator {str(name_or_path)!r}: not a registered name ({names}) nor a folder")
 
@@ -90,7 +90,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], P
     """The generator class and checkpoint folder a name or path stands for, checked but not loaded."""
     path = Path(name_or_path)
     if not path.exists() and str(name_or_path) not in _known_names():
-        _unknown(name_or_path, _known_names())  # before any generator module loads (seconds: torch, diffusers)
+        _raise_unknown(name_or_path, _known_names())  # before any generator module loads (seconds: torch, diffusers)
     _load_plugins()
     if str(name_or_path) in _REGISTRY and not path.exists():
         name = str(name_or_path)
@@ -102,7 +102,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> tuple[type[PairGenerator], P
             )
         path = ckpt
     elif not path.exists():
-        _unknown(name_or_path, _REGISTRY)
+        _raise_unknown(name_or_path, _REGISTRY)
     if not path.is_dir():
         raise SynthaugError(f"generator checkpoint {path} is not a folder")
     info = read_generator_info(path)
