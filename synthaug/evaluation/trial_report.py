@@ -53,8 +53,6 @@ def check_folders(raw: Path, out: Path | None, external: str | None) -> Path:
     return out
 
 
-
-
 def decision_split(seen: dict) -> str:
     """The test the recommendation is read on: the test part, unless the generator trained on some of its cases
     and an external test it never saw exists. ``seen``: {split: test cases the generator trained on, None when
